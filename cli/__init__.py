@@ -1,0 +1,1 @@
+"""The `framesel` command line."""

@@ -1,0 +1,1 @@
+"""fslabels: frame-importance pseudo-labels from multimodal LLMs (spatial, temporal, fused)."""

@@ -1,0 +1,1 @@
+"""Dataset and model card templates, rendered with huggingface_hub's card classes."""
