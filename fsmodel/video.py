@@ -64,7 +64,9 @@ class VideoIndex:
         fps: average frame rate.
         duration: seconds from the first frame's start to the last frame's end.
         width, height: coded size; ``rotation``: clockwise degrees to turn it for display.
-        codec: decoder name; ``edit_list``: whether the container hides frames it stores.
+        codec: decoder name; ``edit_list``: whether the container hides frames it stores;
+        ``open_gop``: whether some frames are shown before the keyframe they are decoded after
+            (they depend on the previous group of pictures).
     """
 
     path: str
@@ -82,6 +84,7 @@ class VideoIndex:
     rotation: int
     codec: str
     edit_list: bool
+    open_gop: bool = False
 
     def timestamps(self, indices: np.ndarray) -> np.ndarray:
         """Presentation times in seconds (from the first shown frame) of frames ``indices``."""
@@ -269,6 +272,10 @@ def probe(video: str | os.PathLike) -> VideoIndex:
         which_key >= 0, np.asarray(key_seek, np.int64)[np.maximum(which_key, 0)], pts.min()
     )
     key_shown = np.isin(decode_pos, keys_arr)
+    key_pts = np.full(len(keys_arr), np.iinfo(np.int64).min)
+    shown_keys = np.searchsorted(keys_arr, decode_pos[key_shown])
+    key_pts[shown_keys] = pts[key_shown]
+    open_gop = bool(np.any((which_key >= 0) & (pts < key_pts[np.maximum(which_key, 0)])))
     span = float(pts[-1] - pts[0]) * time_base
     # Average rate from the timestamps themselves (right for VFR); the header's rate otherwise.
     fps = (num_frames - 1) / span if span > 0 else (float(rate) if rate else 25.0)
@@ -295,6 +302,7 @@ def probe(video: str | os.PathLike) -> VideoIndex:
         rotation=rotation,
         codec=codec,
         edit_list=edit_list,
+        open_gop=open_gop,
     )
 
 
@@ -540,8 +548,8 @@ class PyAVReader(FrameReader):
 
 @register_reader
 class DecordReader(FrameReader):
-    """decord's ``get_batch``. Guarded against its known pitfalls: files with edit lists (it
-    returns wrong frames), AV1 (it cannot decode it) and rotated streams go to PyAV instead, and
+    """decord's ``get_batch``. Guarded against its known pitfalls: files with edit lists or open
+    GOPs (it returns wrong frames), AV1 (it cannot decode it) and rotated streams go to PyAV, and
     the reader is closed right after the batch (an open reader keeps decoding in the background
     and its memory grows without bound)."""
 
@@ -576,6 +584,8 @@ class DecordReader(FrameReader):
     def _unsupported(index: VideoIndex) -> str | None:
         if index.edit_list:
             return "ignores mp4 edit lists (it would return the wrong frames)"
+        if index.open_gop:
+            return "returns wrong frames around open-GOP keyframes"
         if index.codec in ("av1", "libdav1d", "libaom-av1"):
             return "cannot decode AV1"
         if index.rotation:
