@@ -1,0 +1,65 @@
+"""`framesel`: the command line. Sub-apps per area; library imports happen inside commands so
+`framesel --help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cli import demo as demo_cli
+from cli import video as video_cli
+
+app = typer.Typer(
+    name="framesel",
+    help="Question-aware video frame selection: sample candidate frames, build pseudo-label "
+    "datasets with multimodal LLMs, and train a selector that picks the frames that matter.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(video_cli.app, name="video")
+app.command("demo")(demo_cli.demo)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library log messages."),
+) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+# Errors a user can act on are printed as one line; anything else keeps its traceback.
+_USER_ERRORS = (ValueError, FileNotFoundError, ImportError, PermissionError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `framesel` console script; the one place errors become exit codes.
+
+    Exit codes: 0 success, 1 bad input or a failed step, 2 bad usage, 130 interrupted.
+    """
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("Interrupted.", err=True)
+        return 130
+    except typer.TyperException as err:  # usage errors: bad option, missing argument
+        err.show()
+        return getattr(err, "exit_code", 2)
+    except _USER_ERRORS as err:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]Error:[/] {err}", highlight=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
