@@ -22,6 +22,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import ClassVar
 
 import numpy as np
@@ -55,9 +56,10 @@ class VideoIndex:
         pts: presentation timestamps of the shown frames in display order (stream time base);
             ``None`` when the container has no timestamps (then frames are counted instead).
         keyframe_pts: presentation timestamps of the keyframes, ascending.
-        seek_pts: for each shown frame, a timestamp to seek to so decoding starts at or before
-            the keyframe its decoding depends on.
-        keyframe_seek: the seek timestamps of all keyframes, ascending (to step back a GOP).
+        gop: for each shown frame, the ordinal (in decode order) of the keyframe its decoding
+            starts from; -1 for frames before the first keyframe.
+        keyframe_seek: for each keyframe ordinal, a timestamp at or before it (``min(pts, dts)``),
+            used to step back a group of pictures when a seek landed too late.
         time_base: seconds per timestamp tick.
         start: the first shown frame's timestamp (time 0 of the reported timestamps).
         num_frames: shown frames (N).
@@ -72,7 +74,7 @@ class VideoIndex:
     path: str
     pts: np.ndarray | None
     keyframe_pts: np.ndarray
-    seek_pts: np.ndarray | None
+    gop: np.ndarray | None
     keyframe_seek: np.ndarray
     time_base: float
     start: int
@@ -248,7 +250,7 @@ def probe(video: str | os.PathLike) -> VideoIndex:
             path=path,
             pts=None,
             keyframe_pts=np.zeros(0, np.int64),
-            seek_pts=None,
+            gop=None,
             keyframe_seek=np.zeros(0, np.int64),
             time_base=1.0 / fps,
             start=0,
@@ -268,9 +270,6 @@ def probe(video: str | os.PathLike) -> VideoIndex:
     keys_arr = np.asarray(keys, np.int64)
     # The keyframe a frame depends on is the last one at or before it in decode order.
     which_key = np.searchsorted(keys_arr, decode_pos, side="right") - 1
-    seek_pts = np.where(
-        which_key >= 0, np.asarray(key_seek, np.int64)[np.maximum(which_key, 0)], pts.min()
-    )
     key_shown = np.isin(decode_pos, keys_arr)
     key_pts = np.full(len(keys_arr), np.iinfo(np.int64).min)
     shown_keys = np.searchsorted(keys_arr, decode_pos[key_shown])
@@ -290,8 +289,8 @@ def probe(video: str | os.PathLike) -> VideoIndex:
         path=path,
         pts=pts,
         keyframe_pts=pts[key_shown],
-        seek_pts=seek_pts,
-        keyframe_seek=np.unique(np.asarray(key_seek, np.int64)),
+        gop=which_key,
+        keyframe_seek=np.asarray(key_seek, np.int64),
         time_base=time_base,
         start=int(pts[0]),
         num_frames=num_frames,
@@ -337,6 +336,37 @@ def _upright(img: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=-(rotation // 90)))
 
 
+def _in_threads(fn, parts: list) -> None:
+    """``fn(part)`` for each part, in parallel threads when there is more than one part.
+
+    Each part opens its own container; PyAV releases the GIL while it decodes."""
+    if len(parts) <= 1:
+        for part in parts:
+            fn(part)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="framesel-decode") as pool:
+        list(pool.map(fn, parts))
+
+
+class _FrameConverter:
+    """Decoded frame → upright RGB uint8 at the output size. One per thread: it keeps its own
+    swscale context, which is ~7× faster than ``frame.reformat()`` building one per frame."""
+
+    def __init__(self, width: int, height: int, rotation: int) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self.width, self.height, self.rotation = width, height, rotation
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame) -> np.ndarray:
+        rgb = self._reformatter.reformat(
+            frame, width=self.width, height=self.height, format="rgb24", interpolation="AREA"
+        )
+        return _upright(rgb.to_ndarray(), self.rotation)
+
+
 # --- readers ------------------------------------------------------------------------------------
 
 READERS: dict[str, type[FrameReader]] = {}
@@ -348,12 +378,13 @@ def register_reader(cls: type[FrameReader]) -> type[FrameReader]:
     return cls
 
 
-def get_reader(name: str) -> FrameReader:
+def get_reader(name: str, threads: int | None = None) -> FrameReader:
     """The reader registered as ``name``; an unknown name lists the known ones."""
     try:
-        return READERS[name]()
+        cls = READERS[name]
     except KeyError:
         raise ValueError(f"unknown reader {name!r}; known readers: {sorted(READERS)}") from None
+    return cls(threads=threads)
 
 
 class FrameReader(ABC):
@@ -363,6 +394,11 @@ class FrameReader(ABC):
     """
 
     name: ClassVar[str]
+
+    def __init__(self, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.threads = threads or min(2, os.cpu_count() or 1)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -388,27 +424,37 @@ class PyAVReader(FrameReader):
 
     name = "pyav"
 
-    def __init__(self) -> None:
-        self._reformatter = None
-
     def read(self, index: VideoIndex, targets: np.ndarray, size: int | None) -> np.ndarray:
         if index.pts is None:
             return self._read_counting(index, targets, size)
         frames = np.empty((len(targets), *self._shape(index, size)), np.uint8)
         got = np.zeros(len(targets), bool)
-        seek = index.seek_pts[targets].copy()
-        with _open(index.path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            self._decode_groups(container, stream, index, targets, seek, size, frames, got)
-            # Open-GOP streams: frames shown before a keyframe may reference the previous group
-            # of pictures, and a decoder that starts at the keyframe drops them. Step back.
-            for _ in range(2):
-                if got.all():
-                    break
-                earlier = np.searchsorted(index.keyframe_seek, seek, side="left") - 1
-                seek = np.where(earlier >= 0, index.keyframe_seek[np.maximum(earlier, 0)], seek)
-                self._decode_groups(container, stream, index, targets, seek, size, frames, got)
+        # Groups of pictures are independent: split them over threads, each with its own
+        # demuxer and a single-threaded decoder (PyAV releases the GIL while decoding). On two
+        # cores this beats FFmpeg's own frame threading, which restarts at every seek.
+        gop = index.gop[targets]
+        starts = np.flatnonzero(np.r_[True, gop[1:] != gop[:-1]])
+        chunks = [c for c in np.array_split(starts, self.threads) if len(c)]
+        edges = [int(c[0]) for c in chunks] + [len(targets)]
+        bounds = list(pairwise(edges))
+
+        def run(lo_hi: tuple[int, int], step_back: int = 0) -> None:
+            subset = np.zeros(len(targets), bool)
+            subset[lo_hi[0] : lo_hi[1]] = True
+            with _open(index.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "SLICE"
+                self._decode_groups(
+                    container, stream, index, targets, size, frames, got, subset, step_back
+                )
+
+        _in_threads(run, bounds)
+        # Open GOPs (frames shown before a keyframe that reference the previous group) or a
+        # demuxer that lands late: step back one group of pictures per retry.
+        for step_back in (1, 2):
+            if got.all():
+                break
+            run((0, len(targets)), step_back)
         if not got.all():
             missing = targets[~got]
             raise VideoError(
@@ -418,21 +464,30 @@ class PyAVReader(FrameReader):
             )
         return frames
 
-    def _decode_groups(self, container, stream, index, targets, seek, size, frames, got) -> None:
-        """One forward pass per seek point over the targets still missing."""
+    def _decode_groups(
+        self, container, stream, index, targets, size, frames, got, subset, step_back
+    ) -> None:
+        """One forward pass per group of pictures over the targets of ``subset`` still missing."""
         import av
 
-        out_w, out_h = output_size(index.width, index.height, size)
         want = index.pts[targets]
-        slot_of = {int(p): k for k, p in enumerate(want) if not got[k]}
-        todo = np.flatnonzero(~got)
+        gop = index.gop[targets]
+        todo = np.flatnonzero(subset & ~got)
+        slot_of = {int(want[k]): int(k) for k in todo}
+        converter = _FrameConverter(*output_size(index.width, index.height, size), index.rotation)
         k = 0
         while k < len(todo):
-            # All targets that share this seek point are decoded in one forward pass.
-            seek_to = int(seek[todo[k]])
+            # All targets decoded from the same keyframe share one forward pass.
             end = k
-            while end + 1 < len(todo) and seek[todo[end + 1]] == seek_to:
+            while end + 1 < len(todo) and gop[todo[end + 1]] == gop[todo[k]]:
                 end += 1
+            if step_back == 0 or gop[todo[k]] < 0:
+                # Seeking to the first target's own time lands on the keyframe it needs whether
+                # the demuxer indexes by pts (Matroska) or by shifted dts (mp4); seeking to the
+                # keyframe's dts can land one whole group early.
+                seek_to = int(want[todo[k]])
+            else:
+                seek_to = int(index.keyframe_seek[max(0, gop[todo[k]] - step_back)])
             last_pts = int(want[todo[end]])
             try:
                 container.seek(seek_to, stream=stream, backward=True, any_frame=False)
@@ -441,7 +496,7 @@ class PyAVReader(FrameReader):
                         continue
                     slot = slot_of.pop(frame.pts, None)
                     if slot is not None:
-                        frames[slot] = self._convert(frame, out_w, out_h, index.rotation)
+                        frames[slot] = converter(frame)
                         got[slot] = True
                     if frame.pts >= last_pts:
                         break
@@ -470,26 +525,32 @@ class PyAVReader(FrameReader):
         )
         snapped_idx = np.searchsorted(index.pts, snapped)
         unique_pts = np.unique(snapped)
-        out_w, out_h = output_size(index.width, index.height, size)
+        out_size = output_size(index.width, index.height, size)
         decoded: dict[int, np.ndarray] = {}
-        with _open(index.path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            stream.codec_context.skip_frame = "NONKEY"
-            for kp in unique_pts:
-                try:
-                    container.seek(int(kp), stream=stream, backward=True, any_frame=False)
-                    for frame in container.decode(stream):
-                        if frame.pts is not None and frame.pts >= kp:
-                            if frame.pts == kp:
-                                decoded[int(kp)] = self._convert(
-                                    frame, out_w, out_h, index.rotation
-                                )
-                            break
-                except av.FFmpegError as err:
-                    raise VideoError(
-                        index.path, f"corrupt or truncated near pts {kp} ({_ffmpeg_reason(err)})"
-                    ) from err
+
+        def run(chunk: np.ndarray) -> None:
+            convert = _FrameConverter(*out_size, index.rotation)
+            with _open(index.path) as container:
+                stream = container.streams.video[0]
+                # No frame threading (it delays output by a frame per thread) and no skip_frame
+                # (the reorder delay would then wait for the next keyframes): the keyframe comes
+                # out after a couple of packets.
+                stream.thread_type = "NONE"
+                for kp in chunk:
+                    try:
+                        container.seek(int(kp), stream=stream, backward=True, any_frame=False)
+                        for frame in container.decode(stream):
+                            if frame.pts is not None and frame.pts >= kp:
+                                if frame.pts == kp:
+                                    decoded[int(kp)] = convert(frame)
+                                break
+                    except av.FFmpegError as err:
+                        raise VideoError(
+                            index.path,
+                            f"corrupt or truncated near pts {kp} ({_ffmpeg_reason(err)})",
+                        ) from err
+
+        _in_threads(run, [c for c in np.array_split(unique_pts, self.threads) if len(c)])
         if len(decoded) != len(unique_pts):
             raise VideoError(
                 index.path, "some keyframes could not be decoded (corrupt or truncated)"
@@ -503,7 +564,7 @@ class PyAVReader(FrameReader):
         """For streams without timestamps: decode in order and count."""
         import av
 
-        out_w, out_h = output_size(index.width, index.height, size)
+        convert = _FrameConverter(*output_size(index.width, index.height, size), index.rotation)
         wanted = {int(t): k for k, t in enumerate(targets)}
         frames = np.empty((len(targets), *self._shape(index, size)), np.uint8)
         found = 0
@@ -513,7 +574,7 @@ class PyAVReader(FrameReader):
             try:
                 for i, frame in enumerate(container.decode(stream)):
                     if i in wanted:
-                        frames[wanted[i]] = self._convert(frame, out_w, out_h, index.rotation)
+                        frames[wanted[i]] = convert(frame)
                         found += 1
                         if found == len(targets):
                             break
@@ -532,18 +593,6 @@ class PyAVReader(FrameReader):
         # Scaled in the stored orientation; the turn for display comes after.
         w, h = output_size(index.width, index.height, size)
         return (w, h, 3) if index.rotation in (90, 270) else (h, w, 3)
-
-    def _convert(self, frame, width: int, height: int, rotation: int) -> np.ndarray:
-        # One reformatter per reader keeps swscale's context cached: ~7× faster than
-        # frame.reformat(), which builds a new context for every frame.
-        if self._reformatter is None:
-            from av.video.reformatter import VideoReformatter
-
-            self._reformatter = VideoReformatter()
-        rgb = self._reformatter.reformat(
-            frame, width=width, height=height, format="rgb24", interpolation="AREA"
-        )
-        return _upright(rgb.to_ndarray(), rotation)
 
 
 @register_reader
@@ -611,6 +660,7 @@ def sample_candidates(
     size: int | None = DEFAULT_SIZE,
     reader: str = DEFAULT_READER,
     mode: str = "exact",
+    threads: int | None = None,
 ) -> Candidates:
     """Decode the ``num_candidates`` candidate frames of a video.
 
@@ -622,6 +672,8 @@ def sample_candidates(
         mode: ``"exact"`` (frame i is frame i) or ``"keyframe"`` (each candidate snaps to the
             nearest keyframe: several times faster on long videos; ``Candidates.offsets`` says
             how far each pick moved).
+        threads: decoding threads for this video (default: up to 2). When many videos are
+            decoded in parallel, pass 1.
 
     Returns:
         `Candidates` with frames ``[n, H, W, 3]`` uint8 RGB, indices, timestamps and metadata.
@@ -635,7 +687,7 @@ def sample_candidates(
     if num_candidates <= 0:
         raise ValueError(f"num_candidates must be positive, got {num_candidates}")
     output_size(2, 2, size)  # validates size
-    frame_reader = get_reader(reader)
+    frame_reader = get_reader(reader, threads=threads)
     path = os.fspath(video)
     index = probe(path)
     targets = candidate_indices(index.num_frames, num_candidates)
@@ -647,7 +699,7 @@ def sample_candidates(
         except ReaderUnsupported as why:
             logger.warning("%s: reader %r %s; decoding with PyAV instead", path, reader, why)
             used_reader = PyAVReader.name
-            decoded = PyAVReader().read(index, unique, size)
+            decoded = PyAVReader(threads=frame_reader.threads).read(index, unique, size)
         indices = targets
     else:
         decoded, snapped = frame_reader.read_keyframes(index, unique, size)
