@@ -412,8 +412,9 @@ class FrameReader(ABC):
 
     def read_keyframes(
         self, index: VideoIndex, targets: np.ndarray, size: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Keyframe mode: the keyframe nearest each target, and its display index."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keyframe mode: the distinct keyframes nearest the targets ``[k, H, W, 3]``, their
+        display indices ``[k]``, and for each target the position of its keyframe ``[t]``."""
         raise NotImplementedError(f"reader {self.name!r} has no keyframe mode; use 'pyav'")
 
 
@@ -510,7 +511,7 @@ class PyAVReader(FrameReader):
 
     def read_keyframes(
         self, index: VideoIndex, targets: np.ndarray, size: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import av
 
         if index.pts is None or len(index.keyframe_pts) == 0:
@@ -523,8 +524,7 @@ class PyAVReader(FrameReader):
         snapped = np.where(
             np.abs(kpts[left] - want) <= np.abs(kpts[right] - want), kpts[left], kpts[right]
         )
-        snapped_idx = np.searchsorted(index.pts, snapped)
-        unique_pts = np.unique(snapped)
+        unique_pts, which = np.unique(snapped, return_inverse=True)
         out_size = output_size(index.width, index.height, size)
         decoded: dict[int, np.ndarray] = {}
 
@@ -555,8 +555,8 @@ class PyAVReader(FrameReader):
             raise VideoError(
                 index.path, "some keyframes could not be decoded (corrupt or truncated)"
             )
-        frames = np.stack([decoded[int(p)] for p in snapped])
-        return frames, snapped_idx
+        frames = np.stack([decoded[int(p)] for p in unique_pts])
+        return frames, np.searchsorted(index.pts, unique_pts), which
 
     def _read_counting(
         self, index: VideoIndex, targets: np.ndarray, size: int | None
@@ -701,11 +701,14 @@ def sample_candidates(
             used_reader = PyAVReader.name
             decoded = PyAVReader(threads=frame_reader.threads).read(index, unique, size)
         indices = targets
+        # Gather (a copy) only when short videos repeat frames.
+        frames = decoded if len(unique) == len(targets) else decoded[inverse]
     else:
-        decoded, snapped = frame_reader.read_keyframes(index, unique, size)
-        indices = snapped[inverse]
+        keyframes, key_indices, which = frame_reader.read_keyframes(index, unique, size)
+        pick = which[inverse]
+        frames, indices = keyframes[pick], key_indices[pick]
     return Candidates(
-        frames=decoded[inverse],
+        frames=frames,
         indices=indices.astype(np.int64),
         timestamps=index.timestamps(indices),
         num_frames=index.num_frames,
