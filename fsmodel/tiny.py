@@ -1,15 +1,16 @@
 """Offline tiny models for tests, demos and benchmarks.
 
 Every builder writes a directory that the ordinary transformers loaders read
-(``AutoTokenizer``, ``AutoModelForImageTextToText``, ``AutoModelForCausalLM``, ``AutoProcessor``),
-built from configs of the real classes (Qwen2-VL, Qwen2) with a byte-level BPE tokenizer trained
+(``AutoTokenizer``, ``AutoModelForImageTextToText``, ``AutoModelForCausalLM``, ``AutoProcessor``,
+``AutoModel``), built from configs of the real classes (Qwen2-VL, Qwen2, SigLIP, and the frame
+selector on SigLIP + Qwen2) with a byte-level BPE tokenizer trained
 here on a small built-in corpus. Nothing is downloaded, so CI and laptops without a GPU or the Hub
 exercise the same code paths as production, only with random weights.
 
     >>> from fsmodel.tiny import build_all
     >>> paths = build_all("/tmp/framesel-tiny")  # cheap after the first call
     >>> sorted(paths)
-    ['qwen2', 'qwen2-vl', 'tokenizer']
+    ['qwen2', 'qwen2-vl', 'selector', 'siglip', 'tokenizer']
 
 The Qwen2-VL directory is laid out like a stock Hub checkpoint (``processor_config.json`` naming
 ``Qwen2VLProcessor`` with nested image and video processor settings, tokenizer files,
@@ -20,8 +21,9 @@ every video processor needs torchvision (huggingface/transformers#48558). There,
 ``fslabels.vlm.load_processor(path)``, which falls back to an image-only processor (video frames
 go in as images).
 
-Heavy libraries (torch, transformers, tokenizers) are imported inside the builders so that
-importing this module, e.g. from the CLI, stays instant.
+Heavy libraries (torch, transformers, tokenizers) are imported inside the builders, so this
+module adds nothing to import time beyond the ``fsmodel`` package itself (which loads torch and
+transformers to register the frame selector's Auto classes).
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ __all__ = [
     "QWEN_SPECIAL_TOKENS",
     "TINY_MAX_PIXELS",
     "TINY_MIN_PIXELS",
+    "TINY_SELECTOR_CANDIDATES",
+    "TINY_SIGLIP_IMAGE_SIZE",
     "build_all",
     "build_tiny_qwen2",
     "build_tiny_qwen2_vl",
+    "build_tiny_selector",
+    "build_tiny_siglip",
     "build_tokenizer",
     "corpus_lines",
     "is_complete",
@@ -75,6 +81,11 @@ EOS_TOKEN = "<|im_end|>"
 # The spatial labeler reads p(True) / p(False) from one next-token distribution, so each of these
 # must be exactly one token (with and without the leading space a reply may or may not carry).
 ANSWER_WORDS: tuple[str, ...] = (" True", " False", "True", "False")
+
+# The tiny SigLIP: 56 px images in 14 px patches, a 4x4 patch grid (pooled to the selector's 3x3).
+TINY_SIGLIP_IMAGE_SIZE = 56
+# Candidates the tiny selector's score head scores (production: 128).
+TINY_SELECTOR_CANDIDATES = 16
 
 # Total size including the special tokens; small enough that embeddings cost nothing.
 DEFAULT_VOCAB_SIZE = 768
@@ -510,10 +521,124 @@ def build_tiny_qwen2(
     return out
 
 
+def build_tiny_siglip(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write a tiny random-weight SigLIP (a full ``SiglipModel``, like
+    ``google/siglip-so400m-patch14-384``) with its image processor.
+
+    Vision tower: hidden 32, 2 layers, 2 heads, patch 14, image size 56 (a 4x4 patch grid). Text
+    tower: hidden 32, 1 layer, vocab 64 (present only because full SigLIP checkpoints carry one;
+    the selector keeps the vision tower). Image processor: ``SiglipImageProcessorPil`` resizing to
+    56x56 (``AutoImageProcessor`` loads it with or without torchvision). fp32, weights drawn from
+    ``torch.manual_seed(seed)`` (the caller's RNG state is restored).
+
+    Args:
+        out_dir: directory to write (created if missing).
+        seed: seed of the random initialisation.
+
+    Returns:
+        ``Path(out_dir)``, with the completeness marker written last.
+
+    Example:
+        >>> path = build_tiny_siglip("/tmp/tiny-siglip")
+        >>> from transformers import SiglipVisionModel
+        >>> tower = SiglipVisionModel.from_pretrained(path)  # the vision part of the checkpoint
+    """
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
+
+    out = _start_dir(out_dir)
+    config = SiglipConfig(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "patch_size": 14,
+            "image_size": TINY_SIGLIP_IMAGE_SIZE,
+        },
+        text_config={
+            "vocab_size": 64,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            # The defaults (49406/49407) lie outside a 64-token vocabulary.
+            "pad_token_id": 1,
+            "bos_token_id": 2,
+            "eos_token_id": 3,
+        },
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SiglipModel(config).to(torch.float32).eval()
+    model.save_pretrained(out)
+    size = {"height": TINY_SIGLIP_IMAGE_SIZE, "width": TINY_SIGLIP_IMAGE_SIZE}
+    SiglipImageProcessorPil(size=size).save_pretrained(out)
+    _write_marker(out, "siglip", seed=seed)
+    return out
+
+
+def build_tiny_selector(
+    out_dir: str | os.PathLike[str],
+    seed: int = 0,
+    vision: str | os.PathLike[str] | None = None,
+    llm: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write a tiny frame selector: ``FrameSelectorModel.from_backbones`` over a tiny SigLIP and
+    the tiny Qwen2, saved with its processor and its code (``auto_map``), so the directory loads
+    with ``AutoModel``/``AutoProcessor`` after ``import fsmodel`` and with
+    ``trust_remote_code=True`` anywhere.
+
+    16 candidates (``TINY_SELECTOR_CANDIDATES``), 3x3 pooled grid (9 tokens per frame), score
+    layer -2; the projector, score query and score head are drawn from
+    ``torch.manual_seed(seed)`` (the caller's RNG state is restored).
+
+    Args:
+        out_dir: directory to write (created if missing).
+        seed: seed of the fresh parts (and of the backbones when they are built here).
+        vision: a tiny SigLIP directory (``None``: build one in a temporary directory).
+        llm: a tiny Qwen2 directory with its tokenizer (``None``: build one likewise).
+
+    Returns:
+        ``Path(out_dir)``, with the completeness marker written last.
+
+    Example:
+        >>> path = build_tiny_selector("/tmp/tiny-selector")
+        >>> import fsmodel
+        >>> from transformers import AutoModel
+        >>> model = AutoModel.from_pretrained(path)
+    """
+    import torch
+
+    from fsmodel.modeling_frame_selector import FrameSelectorModel
+    from fsmodel.processing_frame_selector import FrameSelectorProcessor
+
+    out = _start_dir(out_dir)
+    with tempfile.TemporaryDirectory(prefix="framesel-tiny-backbones-") as scratch:
+        if vision is None:
+            vision = build_tiny_siglip(Path(scratch) / "siglip", seed)
+        if llm is None:
+            llm = build_tiny_qwen2(Path(scratch) / "qwen2", seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = FrameSelectorModel.from_backbones(
+                vision, llm, num_candidates=TINY_SELECTOR_CANDIDATES
+            )
+        processor = FrameSelectorProcessor.from_backbones(
+            vision, llm, pooled_grid=model.config.pooled_grid
+        )
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    _write_marker(out, "selector", seed=seed)
+    return out
+
+
 def build_all(out_dir: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Path]:
     """Build (or reuse) every tiny artefact under one root directory.
 
-    Writes ``tokenizer/``, ``qwen2-vl/`` and ``qwen2/``. A subdirectory whose marker records the
+    Writes ``tokenizer/``, ``qwen2-vl/``, ``qwen2/``, ``siglip/`` and ``selector/`` (built from
+    the last two, with its code files). A subdirectory whose marker records the
     same recipe, seed and transformers version is reused untouched, so calling this from every
     test session or demo costs milliseconds after the first time. Each part is built in a
     temporary sibling and renamed into place, so an interrupted or concurrent build never leaves
@@ -521,10 +646,11 @@ def build_all(out_dir: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Pa
 
     Args:
         out_dir: root directory (created if missing).
-        seed: seed of the random initialisation of both models.
+        seed: seed of the random initialisation of the models.
 
     Returns:
-        ``{"tokenizer": path, "qwen2-vl": path, "qwen2": path}``.
+        ``{"tokenizer": path, "qwen2-vl": path, "qwen2": path, "siglip": path,
+        "selector": path}``.
 
     Example:
         >>> paths = build_all("/tmp/framesel-tiny")
@@ -534,7 +660,7 @@ def build_all(out_dir: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Pa
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     tok_dir = _build_once(root / "tokenizer", "tokenizer", 0, _build_tokenizer_dir)
-    return {
+    paths = {
         "tokenizer": tok_dir,
         "qwen2-vl": _build_once(
             root / "qwen2-vl", "qwen2-vl", seed, lambda d: build_tiny_qwen2_vl(d, seed, tok_dir)
@@ -542,7 +668,17 @@ def build_all(out_dir: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Pa
         "qwen2": _build_once(
             root / "qwen2", "qwen2", seed, lambda d: build_tiny_qwen2(d, seed, tok_dir)
         ),
+        "siglip": _build_once(
+            root / "siglip", "siglip", seed, lambda d: build_tiny_siglip(d, seed)
+        ),
     }
+    paths["selector"] = _build_once(
+        root / "selector",
+        "selector",
+        seed,
+        lambda d: build_tiny_selector(d, seed, vision=paths["siglip"], llm=paths["qwen2"]),
+    )
+    return paths
 
 
 def is_complete(path: str | os.PathLike[str], kind: str, seed: int = 0) -> bool:
@@ -550,12 +686,13 @@ def is_complete(path: str | os.PathLike[str], kind: str, seed: int = 0) -> bool:
 
     Args:
         path: a directory written by one of the builders.
-        kind: ``"tokenizer"``, ``"qwen2-vl"`` or ``"qwen2"``.
+        kind: ``"tokenizer"``, ``"qwen2-vl"``, ``"qwen2"``, ``"siglip"`` or ``"selector"``.
         seed: the seed it must have been built with.
 
     Returns:
         True if the marker exists and records the same kind, seed, recipe version and
-        transformers version.
+        transformers version (for the selector, also the same model code: its directory carries
+        copies of the code files).
 
     Example:
         >>> is_complete("/nonexistent", "qwen2")
@@ -572,12 +709,34 @@ def _marker_identity(kind: str, seed: int) -> dict[str, object]:
     import transformers
 
     # Other transformers versions may save differently; rebuilding is cheap, stale files are not.
-    return {
+    identity: dict[str, object] = {
         "kind": kind,
         "seed": seed,
         "recipe_version": RECIPE_VERSION,
         "transformers": transformers.__version__,
     }
+    if kind == "selector":
+        identity["code"] = _selector_code_hash()
+    return identity
+
+
+# The files FrameSelectorModel.save_pretrained copies beside the weights (remote code).
+_SELECTOR_CODE_FILES = (
+    "configuration_frame_selector.py",
+    "modeling_frame_selector.py",
+    "processing_frame_selector.py",
+    "selection.py",
+)
+
+
+def _selector_code_hash() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _SELECTOR_CODE_FILES:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _write_marker(out: Path, kind: str, seed: int, **extra: object) -> None:

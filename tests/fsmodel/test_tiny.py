@@ -366,6 +366,42 @@ def test_build_all_rebuilds_only_incomplete_parts(tmp_path):
     after = _marker_mtimes(second)
     assert after["tokenizer"] == before["tokenizer"]
     assert after["qwen2-vl"] == before["qwen2-vl"]
+    assert after["siglip"] == before["siglip"]
+    assert after["selector"] == before["selector"], "same seed, same weights: no rebuild"
     assert tiny.is_complete(second["qwen2"], "qwen2")
     assert not list(tmp_path.glob(".*-*")), "temporary build directories must be removed"
     assert not tiny.is_complete(tmp_path / "missing", "qwen2")
+
+
+def test_selector_is_rebuilt_when_its_code_changes(tmp_path):
+    # The selector directory carries copies of the model code (remote code): a marker written by
+    # other code must not pass as complete, or trust_remote_code would load stale files.
+    first = tiny.build_all(tmp_path)
+    marker_path = first["selector"] / tiny.MARKER_NAME
+    marker = json.loads(marker_path.read_text())
+    assert set(marker) >= {"kind", "seed", "recipe_version", "transformers", "code"}
+    marker["code"] = "stale"
+    marker_path.write_text(json.dumps(marker))
+    assert not tiny.is_complete(first["selector"], "selector")
+    before = _marker_mtimes(first)
+    second = tiny.build_all(tmp_path)
+    after = _marker_mtimes(second)
+    assert tiny.is_complete(second["selector"], "selector")
+    assert {name for name in after if after[name] != before[name]} == {"selector"}
+    for name in ("modeling_frame_selector.py", "selection.py"):
+        assert (second["selector"] / name).read_bytes() == (
+            Path(tiny.__file__).parent / name
+        ).read_bytes()
+
+
+def test_siglip_dir_is_a_full_siglip_checkpoint(paths):
+    from transformers import AutoConfig, AutoImageProcessor, SiglipVisionModel
+
+    assert AutoConfig.from_pretrained(paths["siglip"]).model_type == "siglip"
+    image_processor = AutoImageProcessor.from_pretrained(paths["siglip"], backend="pil")
+    pixels = image_processor(images=[np.zeros((48, 64, 3), np.uint8)], return_tensors="pt")
+    assert pixels["pixel_values"].shape == (1, 3, tiny.TINY_SIGLIP_IMAGE_SIZE, 56)
+    tower = SiglipVisionModel.from_pretrained(paths["siglip"], vision_use_head=False).eval()
+    with torch.no_grad():
+        patches = tower(pixel_values=pixels["pixel_values"]).last_hidden_state
+    assert patches.shape == (1, 16, 32), "a 4x4 grid of 14 px patches, hidden 32"
