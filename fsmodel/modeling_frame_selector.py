@@ -220,7 +220,8 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
             ValueError: if ``pixel_values`` has the wrong shape.
         """
         vision = self.config.vision_config
-        size = self.config.patch_grid * _side(vision.patch_size)
+        # The tower's input resolution (384 for so400m/14, whose patch grid covers 378 px).
+        size = _side(vision.image_size)
         expected = f"[B, n, {vision.num_channels}, {size}, {size}]"
         if pixel_values.ndim != 5 or tuple(pixel_values.shape[2:]) != (
             vision.num_channels,
@@ -537,6 +538,11 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                 ) from err
         return self._processor
 
+    def frame_size(self, processor=None) -> int:
+        """Short side (pixels) at which to decode candidate frames for this selector: the vision
+        tower's input resolution (smaller would upscale, larger wastes decoding)."""
+        return _decode_size(processor or self.get_processor(), self.config)
+
     def set_processor(self, processor) -> None:
         """Use ``processor`` for `select_frames` calls that pass none."""
         self._processor = processor
@@ -686,7 +692,7 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
         if _is_path(source):
             video = _import_video_module()
             candidates = video.sample_candidates(
-                source, num_candidates=n, size=_decode_size(processor, self.config)
+                source, num_candidates=n, size=self.frame_size(processor)
             )
             return {
                 "frames": candidates.frames,
@@ -820,7 +826,7 @@ def _decode_size(processor, config: FrameSelectorConfig) -> int:
         values = [_get(size, key) for key in keys]
         if size is not None and all(v is not None for v in values):
             return int(min(values))
-    return config.patch_grid * _side(config.vision_config.patch_size)
+    return _side(config.vision_config.image_size)
 
 
 def _get(mapping: Any, key: str) -> Any:
