@@ -14,10 +14,10 @@ def demo(
     ),
     n: Annotated[int, typer.Option("--n", "-n", help="Candidate frames per video.")] = 128,
 ) -> None:
-    """Run the offline demo (no downloads): video with known events → candidates → sheet.
+    """Run the offline demo (no downloads): video with known events → candidates → selector.
 
     Generates a video with known events, samples its candidate frames, draws a contact sheet,
-    and builds the tiny offline models that the tests use.
+    builds the tiny offline models the tests use, and selects frames with the tiny selector.
     """
     import json
     import time
@@ -67,4 +67,17 @@ def demo(
     console.print("[bold]3. Tiny offline models[/] (random weights, real classes)")
     for name, path in models.items():
         console.print(f"   {name}: {path}")
+
+    from transformers import AutoModel
+
+    import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
+
+    selector = AutoModel.from_pretrained(models["selector"]).eval()
+    question = clip.questions()[0]["question"]
+    result = selector.select_frames(clip.path, question, k=4)
+    console.print(
+        f"[bold]4. Selector[/] (tiny, untrained: its picks are not meaningful yet) "
+        f"for {question!r}: frames {[int(i) for i in result.indices]} at "
+        f"{[round(float(t), 2) for t in result.timestamps]} s"
+    )
     console.print(f"Done in {time.perf_counter() - t0:.1f} s. Everything is under {out}/")

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from cli import demo as demo_cli
+from cli import model as model_cli
 from cli import video as video_cli
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(video_cli.app, name="video")
+app.add_typer(model_cli.app, name="model")
 app.command("demo")(demo_cli.demo)
 
 

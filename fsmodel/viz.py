@@ -93,3 +93,69 @@ def contact_sheet(
             draw.rectangle((x, by, x + tw - 1, by + 3), fill=(60, 60, 66))
             draw.rectangle((x, by, x + round((tw - 1) * s), by + 3), fill=_HIGHLIGHT)
     return sheet
+
+
+def selection_plot(
+    timestamps: Sequence[float] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    chosen: Sequence[int] | np.ndarray,
+    frames: np.ndarray,
+    title: str = "",
+    path: str | None = None,
+):
+    """The score curve over time with the chosen frames marked and shown as thumbnails.
+
+    Args:
+        timestamps: ``[n]`` candidate times in seconds.
+        scores: ``[n]`` per-candidate scores in [0, 1].
+        chosen: positions (0..n-1) of the chosen candidates.
+        frames: ``[n, H, W, 3]`` candidate frames (only the chosen ones are drawn).
+        title: the figure's title (e.g. the question).
+        path: if given, the PNG is written there.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ImportError: without matplotlib (``pip install 'framesel[plot]'``).
+        ValueError: if the lengths disagree.
+    """
+    from fsmodel._imports import require
+
+    require("matplotlib", extra="plot", purpose="the selection plot")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(timestamps, np.float64)
+    s = np.asarray(scores, np.float64)
+    chosen = np.asarray(chosen, np.int64)
+    if t.shape != s.shape or len(frames) != len(s):
+        raise ValueError(
+            f"timestamps {t.shape}, scores {s.shape} and frames {len(frames)} must agree"
+        )
+    k = max(1, len(chosen))
+    fig = plt.figure(figsize=(max(8.0, 1.3 * k), 4.6), dpi=110)
+    grid = fig.add_gridspec(2, k, height_ratios=[2.2, 1.2], hspace=0.35)
+    ax = fig.add_subplot(grid[0, :])
+    ax.plot(t, s, color="#4a6fa5", lw=1.4, label="score")
+    ax.fill_between(t, s, color="#4a6fa5", alpha=0.15)
+    ax.scatter(t[chosen], s[chosen], color="#ff9f1c", zorder=3, s=28, label=f"chosen (k={k})")
+    for p in chosen:
+        ax.axvline(t[p], color="#ff9f1c", lw=0.6, alpha=0.6)
+    ax.set_xlim(t.min(), t.max() if t.max() > t.min() else t.min() + 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score")
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    for j, p in enumerate(chosen):
+        thumb = fig.add_subplot(grid[1, j])
+        thumb.imshow(frames[p])
+        thumb.set_title(f"{t[p]:.1f}s", fontsize=8)
+        thumb.axis("off")
+    if path is not None:
+        fig.savefig(path, bbox_inches="tight")
+    return fig
