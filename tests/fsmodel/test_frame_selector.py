@@ -41,14 +41,6 @@ CODE_FILES = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def selector_dir(tiny_models) -> Path:
     return tiny_models["selector"]

@@ -14,15 +14,6 @@ from PIL import Image
 from fsmodel import tiny
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    # Tiny models on a busy 2-core box are many times faster on one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def paths(tiny_models) -> dict[str, Path]:
     # The session-wide build from conftest.py (tiny.build_all into a tmp_path_factory dir).
