@@ -1,17 +1,38 @@
-"""Shared fixtures. Thread counts are pinned before torch is imported anywhere: on two busy cores
-one thread is far faster for tiny models."""
+"""Shared fixtures.
+
+Before anything imports torch or the Hugging Face libraries: thread counts are pinned (on two
+busy cores one thread is far faster for tiny models), and a local Hub-compatible server
+(tests/hubserver.py) is started on 127.0.0.1 with the client environment pointing at it, because
+huggingface_hub and datasets read HF_ENDPOINT when they are imported. No test can reach
+huggingface.co: every Hub call goes to that server.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import pytest
+from tests.hubserver import HubServer, client_env
+
+_HUB = HubServer()
+_HUB_HOME = tempfile.mkdtemp(prefix="framesel-hf-home-")
+os.environ.update(client_env(_HUB.start(), _HUB_HOME, token=_HUB.token))
+atexit.register(shutil.rmtree, _HUB_HOME, ignore_errors=True)
+atexit.register(_HUB.stop)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hub() -> HubServer:
+    """The local Hub server every Hugging Face client in the tests talks to."""
+    return _HUB
 
 
 @pytest.fixture(autouse=True, scope="session")
