@@ -41,13 +41,16 @@ __all__ = [
     "CAPTIONS",
     "CAPTIONS_CONFIG",
     "CAPTION_COLUMNS",
+    "DATA_DIR",
     "FRAME_INDICES",
+    "LABELS_CONFIG",
     "LABELS_SCHEMA_VERSION",
     "LABEL_COLUMNS",
     "OPTIONS",
     "PER_CANDIDATE_COLUMNS",
     "QUESTION",
     "SAMPLE_ID",
+    "SCHEMA_VERSION_KEY",
     "SCORES",
     "SPATIAL",
     "TEMPORAL",
@@ -57,10 +60,13 @@ __all__ = [
     "SchemaError",
     "SchemaViolation",
     "caption_features",
+    "card_metadata",
     "check_caption_rows",
     "check_label_rows",
     "label_features",
+    "load_label_dataset",
     "make_sample_id",
+    "save_label_dataset",
     "validate_caption_row",
     "validate_caption_rows",
     "validate_label_row",
@@ -87,6 +93,12 @@ CAPTIONS = "captions"
 
 # The name of the second dataset config, one row per video.
 CAPTIONS_CONFIG = "captions"
+# The default config: one row per (video, question).
+LABELS_CONFIG = "labels"
+# On-disk layout of a label dataset (a local dir or a Hub dataset repo): one parquet folder per
+# config, declared in the card's YAML so `datasets.load_dataset(dir_or_repo, config)` finds it.
+DATA_DIR = "data"
+SCHEMA_VERSION_KEY = "framesel_labels_schema"
 
 LABEL_COLUMNS: tuple[str, ...] = (
     SAMPLE_ID,
@@ -778,3 +790,116 @@ def _duplicates(
                 )
             )
     return violations
+
+
+def card_metadata(captions: bool = True) -> dict[str, Any]:
+    """The YAML metadata every label dataset's card carries: its configs (so `load_dataset`
+    finds the parquet files of each) and the schema version. ``captions=False`` leaves out the
+    captions config (a run without temporal labels has none)."""
+    configs: list[dict[str, Any]] = [
+        {
+            "config_name": LABELS_CONFIG,
+            "default": True,
+            "data_files": [{"split": "train", "path": f"{DATA_DIR}/{LABELS_CONFIG}/*.parquet"}],
+        }
+    ]
+    if captions:
+        configs.append(
+            {
+                "config_name": CAPTIONS_CONFIG,
+                "data_files": [
+                    {"split": "train", "path": f"{DATA_DIR}/{CAPTIONS_CONFIG}/*.parquet"}
+                ],
+            }
+        )
+    return {SCHEMA_VERSION_KEY: LABELS_SCHEMA_VERSION, "configs": configs}
+
+
+def save_label_dataset(
+    rows: Iterable[Mapping[str, Any]],
+    out_dir: str | Any,
+    captions: Iterable[Mapping[str, Any]] | None = None,
+    card: str | None = None,
+    num_candidates: int | None = None,
+) -> Any:
+    """Write validated rows (and per-video captions) as a label dataset directory.
+
+    Layout: ``data/labels/train-00000-of-00001.parquet``,
+    ``data/captions/train-00000-of-00001.parquet`` and ``README.md`` whose YAML declares both
+    configs (see `card_metadata`). ``card`` replaces the minimal README (it must carry the same
+    metadata; fslabels renders the full card).
+
+    Returns:
+        The output directory as a `pathlib.Path`.
+
+    Raises:
+        SchemaError: before anything is written, if a row violates schema v1.
+    """
+    from pathlib import Path
+
+    import datasets
+    import yaml
+
+    rows = list(rows)
+    check_label_rows(rows, num_candidates=num_candidates)
+    caption_rows = list(captions or [])
+    check_caption_rows(caption_rows)
+    out = Path(out_dir)
+    parts = [(LABELS_CONFIG, rows, label_features())]
+    if caption_rows:
+        parts.append((CAPTIONS_CONFIG, caption_rows, caption_features()))
+    for config in (LABELS_CONFIG, CAPTIONS_CONFIG):
+        for stale in (out / DATA_DIR / config).glob("*.parquet"):
+            stale.unlink()
+    for config, data, features in parts:
+        folder = out / DATA_DIR / config
+        folder.mkdir(parents=True, exist_ok=True)
+        table = datasets.Dataset.from_list(
+            [{c: r[c] for c in features} for r in data], features=features
+        )
+        table.to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    if card is None:
+        meta = yaml.safe_dump(card_metadata(captions=bool(caption_rows)), sort_keys=False)
+        card = f"---\n{meta}---\n\n# framesel label dataset\n\nSchema {LABELS_SCHEMA_VERSION}.\n"
+    (out / "README.md").write_text(card, encoding="utf-8")
+    return out
+
+
+def load_label_dataset(
+    source: str | Any,
+    config: str = LABELS_CONFIG,
+    revision: str | None = None,
+    split: str = "train",
+) -> datasets.Dataset:
+    """Load one config of a label dataset from a local directory or a Hub dataset repo.
+
+    Args:
+        source: a directory written by `save_label_dataset` / ``framesel labels build``, or a
+            Hub repo id (``org/name``).
+        config: ``"labels"`` or ``"captions"``.
+        revision: a tag (``v1``), branch or commit, for Hub repos.
+        split: the split (label datasets have ``train``).
+
+    Returns:
+        A `datasets.Dataset` cast to the schema's features.
+
+    Raises:
+        ValueError: an unknown config, or columns that are not schema v1.
+    """
+    import datasets
+
+    if config not in (LABELS_CONFIG, CAPTIONS_CONFIG):
+        raise ValueError(f"config must be {LABELS_CONFIG!r} or {CAPTIONS_CONFIG!r}, got {config!r}")
+    features = label_features() if config == LABELS_CONFIG else caption_features()
+    ds = datasets.load_dataset(str(source), config, split=split, revision=revision)
+    missing = [c for c in features if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"{source} ({config}) is not a framesel label dataset of schema "
+            f"{LABELS_SCHEMA_VERSION}: missing columns {missing}"
+        )
+    extra = [c for c in ds.column_names if c not in features]
+    # Later versions may add columns (e.g. human review labels); keep them, type the known ones.
+    if extra:
+        return ds.cast(datasets.Features({**features, **{c: ds.features[c] for c in extra}}))
+    return ds.cast(features)

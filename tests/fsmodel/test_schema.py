@@ -438,3 +438,71 @@ def test_duplicate_video_ids_in_captions_raise() -> None:
 
 def test_module_lists_its_public_api() -> None:
     assert set(schema.__all__) <= set(dir(schema))
+
+
+# --- on-disk layout -----------------------------------------------------------------------------
+
+
+def _layout_rows(n_videos: int = 2, n: int = 4) -> list[dict]:
+    from fsmodel.schema import make_sample_id
+
+    rows = []
+    for v in range(n_videos):
+        for q in ("When does it start?", "Where is the ball?"):
+            vid = f"vid{v}"
+            rows.append(
+                {
+                    "sample_id": make_sample_id(vid, q),
+                    "video_id": vid,
+                    "video": f"{vid}.mp4",
+                    "question": q,
+                    "options": [],
+                    "answer": "",
+                    "frame_indices": list(range(n)),
+                    "timestamps": [i / 10 for i in range(n)],
+                    "spatial": [0.25] * n,
+                    "temporal": [0.75] * n,
+                    "scores": [0.5] * n,
+                }
+            )
+    return rows
+
+
+def test_save_and_load_label_dataset(tmp_path):
+    from fsmodel.schema import load_label_dataset, save_label_dataset
+
+    caps = [{"video_id": "vid0", "frame_indices": [0, 1], "timestamps": [0.0, 0.1],
+             "captions": ["a cat", "a dog"]}]  # fmt: skip
+    out = save_label_dataset(_layout_rows(), tmp_path / "ds", captions=caps)
+    labels = load_label_dataset(out)
+    assert labels.num_rows == 4 and labels.features["spatial"].feature.dtype == "float32"
+    assert labels[0]["spatial"] == [0.25] * 4
+    assert load_label_dataset(out, "captions")[0]["captions"] == ["a cat", "a dog"]
+    with pytest.raises(ValueError, match="config must be"):
+        load_label_dataset(out, "frames")
+
+
+def test_save_refuses_invalid_rows_before_writing(tmp_path):
+    from fsmodel.schema import SchemaError, save_label_dataset
+
+    rows = _layout_rows()
+    rows[1]["scores"] = [1.5] * 4
+    with pytest.raises(SchemaError, match=r"scores\[0\] = 1.5"):
+        save_label_dataset(rows, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_label_dataset_loads_from_the_hub_at_a_tag(tmp_path, hub):
+    from huggingface_hub import HfApi
+
+    from fsmodel.schema import load_label_dataset, save_label_dataset
+
+    api = HfApi()
+    repo = api.create_repo("tester/labels-layout", repo_type="dataset", exist_ok=True).repo_id
+    v1 = save_label_dataset(_layout_rows(1), tmp_path / "v1")
+    api.upload_folder(folder_path=v1, repo_id=repo, repo_type="dataset")
+    api.create_tag(repo, tag="v1", repo_type="dataset")
+    v2 = save_label_dataset(_layout_rows(3), tmp_path / "v2")
+    api.upload_folder(folder_path=v2, repo_id=repo, repo_type="dataset")
+    assert load_label_dataset(repo, revision="v1").num_rows == 2
+    assert load_label_dataset(repo).num_rows == 6
