@@ -1,1 +1,19 @@
-"""fslabels: frame-importance pseudo-labels from multimodal LLMs (spatial, temporal, fused)."""
+"""fslabels: frame-importance pseudo-labels from multimodal LLMs (spatial, temporal, fused).
+
+Modules (importing any of them is cheap; torch, transformers, openai and vllm load on use):
+
+- `fslabels.manifest`: `LabelItem`, `read_manifest` (JSONL/CSV), `items_from_hub`,
+  `group_by_video` (decode each video once for all its questions).
+- `fslabels.backends`: `get_backend(name, **config)` over the registry ``BACKENDS``
+  (``transformers``, ``vllm``, ``openai``); `ChatRequest` in, one `ChatResponse` out per request,
+  errors recorded per request.
+- `fslabels.spatial`: `SpatialLabeler`, per-frame p(True) after a short explanation.
+- `fslabels.temporal`: `Captioner` (once per video) and `TemporalLabeler` (frame indices chosen
+  from the numbered captions).
+- `fslabels.fusion`: `fuse` (never averages with a failed source) and `run_statistics`.
+- `fslabels.vlm`: `load_processor`, the one way framesel loads an image-text processor.
+
+Labelers build requests and parse replies as pure functions (``requests`` / ``parse``), so a run
+can batch requests across questions and videos, cache replies per video and resume; their
+``label`` methods are one-call conveniences.
+"""
