@@ -13,6 +13,8 @@ One row of the labels config is one (video, question) pair with ``n`` candidate 
     spatial        n × float32  per-frame M-LLM relevance, in [0, 1]
     temporal       n × float32  caption-based LLM selection, in [0, 1]
     scores         n × float32  the fused label, in [0, 1]
+    label_meta     str          optional: a JSON object saying how the row was labelled (which
+                                sources were used, which failed and why); "{}" when absent
 
 The ``captions`` config holds one row per video: ``video_id``, ``frame_indices``, ``timestamps``
 and ``captions`` (n strings).
@@ -46,6 +48,8 @@ __all__ = [
     "LABELS_CONFIG",
     "LABELS_SCHEMA_VERSION",
     "LABEL_COLUMNS",
+    "LABEL_META",
+    "OPTIONAL_LABEL_COLUMNS",
     "OPTIONS",
     "PER_CANDIDATE_COLUMNS",
     "QUESTION",
@@ -89,6 +93,7 @@ TIMESTAMPS = "timestamps"
 SPATIAL = "spatial"
 TEMPORAL = "temporal"
 SCORES = "scores"
+LABEL_META = "label_meta"
 CAPTIONS = "captions"
 
 # The name of the second dataset config, one row per video.
@@ -113,6 +118,8 @@ LABEL_COLUMNS: tuple[str, ...] = (
     TEMPORAL,
     SCORES,
 )
+# Columns a row may leave out; written with a default when missing.
+OPTIONAL_LABEL_COLUMNS: dict[str, Any] = {LABEL_META: "{}"}
 # Columns holding one value per candidate frame; they must all have the same length n.
 PER_CANDIDATE_COLUMNS: tuple[str, ...] = (FRAME_INDICES, TIMESTAMPS, SPATIAL, TEMPORAL, SCORES)
 CAPTION_COLUMNS: tuple[str, ...] = (VIDEO_ID, FRAME_INDICES, TIMESTAMPS, CAPTIONS)
@@ -161,6 +168,7 @@ def label_features() -> datasets.Features:
             SPATIAL: per_candidate("float32"),
             TEMPORAL: per_candidate("float32"),
             SCORES: per_candidate("float32"),
+            LABEL_META: datasets.Value("string"),
         }
     )
 
@@ -502,7 +510,8 @@ def _validate_label_row(
     report = _Report(
         _row_key(row, SAMPLE_ID, _MISSING_SAMPLE_ID, _INVALID_SAMPLE_ID), index, LABEL_COLUMNS
     )
-    _check_columns(report, row, LABEL_COLUMNS)
+    _check_columns(report, row, LABEL_COLUMNS, optional=tuple(OPTIONAL_LABEL_COLUMNS))
+    _check_json_object(report, row, LABEL_META)
 
     strings = {
         column: _check_string(report, row, column, non_empty=column != ANSWER)
@@ -562,17 +571,34 @@ def _validate_caption_row(
     return report.sorted()
 
 
-def _check_columns(report: _Report, row: Mapping[str, Any], expected: tuple[str, ...]) -> None:
+def _check_columns(
+    report: _Report,
+    row: Mapping[str, Any],
+    expected: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+) -> None:
     for column in expected:
         if column not in row:
             report.add(column, f"column {column!r} is missing")
     # Unknown columns would be dropped or fail the cast to the declared features: name them now.
     for column in row:
-        if column not in expected:
+        if column not in expected and column not in optional:
             report.add(
                 str(column),
                 f"column {column!r} is not in the schema (expected {', '.join(expected)})",
             )
+
+
+def _check_json_object(report: _Report, row: Mapping[str, Any], column: str) -> None:
+    if column not in row:
+        return
+    value = row[column]
+    try:
+        ok = isinstance(value, str) and isinstance(json.loads(value), dict)
+    except ValueError:
+        ok = False
+    if not ok:
+        report.add(column, f"{column} = {_short(value)} must be a JSON object in a string")
 
 
 def _check_string(
@@ -855,7 +881,8 @@ def save_label_dataset(
         folder = out / DATA_DIR / config
         folder.mkdir(parents=True, exist_ok=True)
         table = datasets.Dataset.from_list(
-            [{c: r[c] for c in features} for r in data], features=features
+            [{c: r[c] if c in r else OPTIONAL_LABEL_COLUMNS[c] for c in features} for r in data],
+            features=features,
         )
         table.to_parquet(str(folder / "train-00000-of-00001.parquet"))
     if card is None:
@@ -892,6 +919,9 @@ def load_label_dataset(
         raise ValueError(f"config must be {LABELS_CONFIG!r} or {CAPTIONS_CONFIG!r}, got {config!r}")
     features = label_features() if config == LABELS_CONFIG else caption_features()
     ds = datasets.load_dataset(str(source), config, split=split, revision=revision)
+    for column, default in OPTIONAL_LABEL_COLUMNS.items():
+        if config == LABELS_CONFIG and column not in ds.column_names:
+            ds = ds.add_column(column, [default] * ds.num_rows)
     missing = [c for c in features if c not in ds.column_names]
     if missing:
         raise ValueError(

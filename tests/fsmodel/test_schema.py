@@ -348,7 +348,7 @@ def test_importing_schema_stays_lean() -> None:
 def test_label_features_declare_every_column_in_order() -> None:
     features = label_features()
 
-    assert tuple(features) == LABEL_COLUMNS
+    assert tuple(features) == (*LABEL_COLUMNS, "label_meta")  # the optional column last
     assert features[FRAME_INDICES].feature.dtype == "int64"
     assert features[TIMESTAMPS].feature.dtype == "float64"
     for column in (SPATIAL, TEMPORAL, SCORES):
@@ -361,7 +361,7 @@ def test_label_dataset_round_trips_through_parquet(convert: Any, tmp_path: Path)
     import datasets
     import pyarrow as pa
 
-    row = convert(make_row())
+    row = {**convert(make_row()), "label_meta": '{"sources": ["spatial", "temporal"]}'}
     ds = datasets.Dataset.from_list([row], features=label_features())
 
     arrow = ds.data.schema
@@ -506,3 +506,16 @@ def test_label_dataset_loads_from_the_hub_at_a_tag(tmp_path, hub):
     api.upload_folder(folder_path=v2, repo_id=repo, repo_type="dataset")
     assert load_label_dataset(repo, revision="v1").num_rows == 2
     assert load_label_dataset(repo).num_rows == 6
+
+
+def test_label_meta_is_optional_and_must_be_a_json_object(tmp_path):
+    from fsmodel.schema import load_label_dataset, save_label_dataset, validate_label_row
+
+    row = _layout_rows(1)[0]
+    assert validate_label_row(row) == []
+    assert validate_label_row({**row, "label_meta": '{"failed_sources": ["temporal"]}'}) == []
+    (bad,) = validate_label_row({**row, "label_meta": "[1, 2]"})
+    assert bad.column == "label_meta" and "JSON object" in bad.message
+    rows = [row, {**_layout_rows(1)[1], "label_meta": '{"sources": ["spatial"]}'}]
+    ds = load_label_dataset(save_label_dataset(rows, tmp_path / "meta"))
+    assert ds["label_meta"] == ["{}", '{"sources": ["spatial"]}']
