@@ -8,6 +8,7 @@ import sys
 import typer
 
 from cli import demo as demo_cli
+from cli import labels as labels_cli
 from cli import model as model_cli
 from cli import video as video_cli
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(video_cli.app, name="video")
 app.add_typer(model_cli.app, name="model")
+app.add_typer(labels_cli.app, name="labels")
 app.command("demo")(demo_cli.demo)
 
 

@@ -12,6 +12,11 @@ Modules (importing any of them is cheap; torch, transformers, openai and vllm lo
   from the numbered captions).
 - `fslabels.fusion`: `fuse` (never averages with a failed source) and `run_statistics`.
 - `fslabels.vlm`: `load_processor`, the one way framesel loads an image-text processor.
+- `fslabels.config`: `LabelRunConfig`, a label run's backends and settings per stage (YAML, dotted
+  overrides, validated).
+- `fslabels.store`: `RunStore`, the SQLite (WAL) run store keyed by (stage, item, fingerprint).
+- `fslabels.run`: `run_labels` (resumable: each batch committed at once, failures recorded per
+  item), `run_status`, `export_rows`, `load_sample`.
 
 Labelers build requests and parse replies as pure functions (``requests`` / ``parse``), so a run
 can batch requests across questions and videos, cache replies per video and resume; their

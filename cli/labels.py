@@ -1,0 +1,256 @@
+"""`framesel labels ...`: run a resumable label run, see where it stands, look at one sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Pseudo-label frames with multimodal LLMs (spatial, temporal, fused), resumably.",
+    no_args_is_help=True,
+)
+
+Workdir = Annotated[Path, typer.Argument(help="The run's work directory (holds run.sqlite).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+_STAGES = ("candidates", "captions", "spatial", "temporal", "fused")
+
+
+@app.command("run")
+def run(
+    manifest: Annotated[
+        Path,
+        typer.Option(help="JSONL or CSV manifest: video, question[, video_id, options, answer]."),
+    ],
+    videos: Annotated[
+        Path, typer.Option(help="Directory the manifest's video paths are relative to.")
+    ],
+    work: Annotated[
+        Path, typer.Option(help="Work directory: the run store; re-run with it to resume.")
+    ],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML run config (defaults: see fslabels.config).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a config key, e.g. --set spatial.cot=false --set num_candidates=64 "
+            "(repeatable; values are YAML).",
+        ),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Recompute stored failures too.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per stage.")] = True,
+    as_json: AsJson = False,
+) -> None:
+    """Label every (video, question) of MANIFEST; committed work is never redone."""
+    import json
+
+    from fslabels.config import LabelRunConfig
+    from fslabels.run import run_labels
+
+    run_config = LabelRunConfig.load(config, overrides or ())
+    summary = run_labels(
+        run_config, manifest, videos, work, progress=progress, retry_failed=retry_failed
+    )
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        title=f"Label run · {work}",
+        caption=f"{summary.items} samples of {summary.videos} videos: {summary.done} labelled, "
+        f"{summary.failed} without a row · {summary.wall_seconds:.1f} s",
+    )
+    for column in ("stage", "done", "failed", "cached", "requests", "tok in", "tok out", "$",
+                   "s"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
+    for stage, stats in summary.stages.items():
+        table.add_row(
+            stage,
+            str(stats.done),
+            str(stats.failed),
+            str(stats.cached),
+            str(stats.requests),
+            str(stats.prompt_tokens),
+            str(stats.completion_tokens),
+            _money(stats.cost),
+            f"{stats.seconds:.1f}",
+        )
+    table.add_row(
+        "total", "", "", "", str(sum(s.requests for s in summary.stages.values())),
+        str(summary.prompt_tokens), str(summary.completion_tokens), _money(summary.cost),
+        f"{summary.wall_seconds:.1f}", style="bold",
+    )  # fmt: skip
+    console.print(table)
+    if summary.failures:
+        console.print(_failures_table(summary.failures, limit=10))
+        console.print(f"All failures: framesel labels status {work}")
+
+
+@app.command("status")
+def status(workdir: Workdir, as_json: AsJson = False) -> None:
+    """Per-stage counts, failures with their errors, tokens and cost (safe during a run)."""
+    import json
+
+    from fslabels.run import run_status
+
+    state = run_status(workdir)
+    if as_json:
+        typer.echo(json.dumps(state))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    runs = state["runs"]
+    last = runs[-1] if runs else None
+    if last is None:
+        when = "no run recorded"
+    elif last["finished"] is None:
+        when = f"run {last['id']} (pid {last['pid']}) has not finished: running or interrupted"
+    else:
+        when = f"run {last['id']} finished"
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        title=f"{workdir} · {state['items']} samples of {state['videos']} videos · "
+        f"{state['done']} labelled",
+        caption=f"{when} · tokens and cost count every attempt",
+    )
+    for column in ("stage", "done", "failed", "blocked", "todo", "requests", "tok in", "tok out",
+                   "$", "s"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
+    for stage in _STAGES:
+        counts = state["stages"][stage]
+        usage = state["usage"].get(stage, {})
+        table.add_row(
+            stage,
+            f"{counts['done']}/{counts['expected']}",
+            str(counts["failed"]),
+            str(counts["blocked"]),
+            str(counts["pending"]),
+            str(usage.get("requests", 0)),
+            str(usage.get("prompt_tokens", 0)),
+            str(usage.get("completion_tokens", 0)),
+            _money(usage.get("cost")),
+            f"{usage.get('seconds', 0.0):.1f}",
+        )
+    console.print(table)
+    if state["failures"]:
+        console.print(_failures_table(state["failures"]))
+        console.print("Retry them with: framesel labels run ... --retry-failed")
+
+
+@app.command("show")
+def show(
+    workdir: Workdir,
+    sample_id: Annotated[str, typer.Argument(help="The sample's id (or a unique prefix).")],
+    out: Annotated[Path, typer.Option(help="PNG to write: frames with their three scores.")],
+    videos: Annotated[
+        Path | None, typer.Option(help="Video directory (default: the run's --videos).")
+    ] = None,
+    columns: Annotated[int, typer.Option(help="Thumbnails per row.")] = 16,
+) -> None:
+    """Draw SAMPLE_ID's candidate frames with their spatial, temporal and fused scores."""
+    import numpy as np
+    from PIL import Image
+    from rich.console import Console
+    from rich.table import Table
+
+    from fslabels.run import load_sample
+    from fsmodel.viz import contact_sheet
+
+    view = load_sample(workdir, sample_id, videos_root=videos)
+    if view.candidates is None:
+        raise ValueError(
+            f"cannot decode {view.item.video} for the picture; pass --videos with its directory"
+        )
+    chosen = np.flatnonzero(np.nan_to_num(view.scores, nan=0.0) >= 0.5).tolist()
+    sheets = []
+    for name, values in (("spatial", view.spatial), ("temporal", view.temporal),
+                         ("fused", view.scores)):  # fmt: skip
+        missing = int(np.isnan(values).sum())
+        note = f" · {missing} frames without a score" if missing else ""
+        if name in view.errors:
+            note += f" · failed: {view.errors[name][:80]}"
+        sheets.append(
+            contact_sheet(
+                view.candidates,
+                columns=columns,
+                scores=np.nan_to_num(values, nan=0.0),
+                highlight=chosen,
+                title=f"{name} · {view.item.question}{note}",
+            )
+        )
+    picture = Image.new(
+        "RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), (24, 24, 28)
+    )
+    y = 0
+    for sheet in sheets:
+        picture.paste(sheet, (0, y))
+        y += sheet.height
+    out.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(out)
+
+    console = Console()
+    table = Table(
+        title=f"{view.item.sample_id} · {view.item.video} · {view.item.question}",
+        caption=f"outlined in {out}: fused >= 0.5 · sources: "
+        f"{', '.join(view.label_meta.get('sources', [])) or 'none'}",
+    )
+    for column in ("#", "frame", "time (s)", "spatial", "temporal", "fused"):
+        table.add_column(column, justify="right")
+    for k, (frame, t) in enumerate(zip(view.frame_indices, view.timestamps, strict=True)):
+        table.add_row(
+            str(k), str(frame), f"{t:.2f}", _score(view.spatial[k]), _score(view.temporal[k]),
+            _score(view.scores[k]),
+        )  # fmt: skip
+    console.print(table)
+    for stage, error in view.errors.items():
+        console.print(f"[yellow]{stage} failed:[/] {error}", highlight=False)
+    console.print(f"Picture: {out}")
+
+
+def _money(cost: float | None) -> str:
+    return "-" if cost is None else f"{cost:.4f}"
+
+
+def _score(value: float) -> str:
+    return "-" if value != value else f"{value:.3f}"  # NaN: no score
+
+
+def _failures_table(failures: list[dict[str, Any]], limit: int | None = None) -> Any:
+    from rich.table import Table
+
+    shown = failures if limit is None else failures[:limit]
+    more = len(failures) - len(shown)
+    table = Table(
+        title=f"{len(failures)} failure(s)",
+        caption=f"... and {more} more" if more else None,
+        show_lines=False,
+    )
+    for column in ("stage", "item", "samples", "attempts", "error"):
+        table.add_column(column, overflow="fold")
+    for failure in shown:
+        table.add_row(
+            failure["stage"],
+            failure["item"],
+            str(len(failure["samples"])),
+            str(failure.get("attempts", "")),
+            (failure["error"] or "")[:300],
+        )
+    return table

@@ -1,0 +1,458 @@
+"""The configuration of a label run: which backend and model each stage uses, and how.
+
+A `LabelRunConfig` is plain dataclasses, validated in ``__post_init__`` with messages that state
+the value and the rule. It loads from YAML, takes dotted ``key=value`` overrides (the CLI's
+``--set``), and `LabelRunConfig.to_yaml` writes the exact config of a run (a label dataset ships
+it as ``labels_run.yaml``)::
+
+    num_candidates: 128
+    frame_size: 224
+    spatial:
+      backend: transformers
+      model: Qwen/Qwen2-VL-7B-Instruct
+      backend_options: {dtype: bfloat16, device: cuda, batch_size: 16}
+      cot: true
+      batch_size: 256
+    temporal:
+      backend: openai
+      model: gpt-4o-mini
+      backend_options: {concurrency: 32}
+
+Two batch sizes, on purpose: a stage's ``batch_size`` is how many requests the run sends in one
+backend call and commits to the run store in one transaction (work lost to a crash is at most one
+batch); ``backend_options.batch_size`` (transformers) is the forward-pass batch inside that call,
+and ``backend_options.concurrency`` (openai) the requests in flight. None of them changes labels,
+so none is part of a fingerprint.
+
+Example:
+    >>> config = LabelRunConfig.load("labels.yaml", ["spatial.cot=false", "num_candidates=64"])  # doctest: +SKIP
+    >>> LabelRunConfig().spatial.model
+    'Qwen/Qwen2-VL-7B-Instruct'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+__all__ = [
+    "DEFAULT_MLLM",
+    "DEFAULT_PRICES",
+    "DEFAULT_TEXT_LLM",
+    "CaptionStageConfig",
+    "FusionConfig",
+    "LabelRunConfig",
+    "SpatialStageConfig",
+    "StageConfig",
+    "TemporalStageConfig",
+    "apply_overrides",
+    "parse_override",
+]
+
+DEFAULT_MLLM = "Qwen/Qwen2-VL-7B-Instruct"
+DEFAULT_TEXT_LLM = "gpt-4o-mini"
+# USD per 1M (prompt, completion) tokens. Prices change: set your own in the run config.
+DEFAULT_PRICES: dict[str, list[float]] = {"gpt-4o-mini": [0.15, 0.60]}
+
+_READERS = ("pyav", "decord")
+
+
+def _check_int(section: str, name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{section}{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(section: str, name: str, value: Any, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
+        raise ValueError(f"{section}{name} must be a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _check_bool(section: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{section}{name} must be true or false, got {value!r}")
+
+
+@dataclass
+class StageConfig:
+    """What every model stage has: a backend from the registry, its model, and batching.
+
+    Args:
+        backend: a name in ``fslabels.backends.BACKENDS`` (``transformers``, ``vllm``,
+            ``openai``).
+        model: Hub repo id, local directory, or served model name.
+        backend_options: further fields of the backend's config (``revision``, ``dtype``,
+            ``device``, ``base_url``, ``concurrency``, its own ``batch_size`` ...).
+        batch_size: requests per backend call, committed to the store in one transaction.
+    """
+
+    section: ClassVar[str] = ""
+
+    backend: str = "transformers"
+    model: str = DEFAULT_MLLM
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        where = f"{self.section}."
+        if not isinstance(self.backend, str) or not self.backend:
+            raise ValueError(f"{where}backend must be a backend name, got {self.backend!r}")
+        if not isinstance(self.model, (str, os.PathLike)) or not str(self.model):
+            raise ValueError(f"{where}model must be a model id or path, got {self.model!r}")
+        self.model = str(self.model)
+        if not isinstance(self.backend_options, Mapping):
+            raise ValueError(
+                f"{where}backend_options must be a mapping of backend config fields, "
+                f"got {self.backend_options!r}"
+            )
+        self.backend_options = dict(self.backend_options)
+        if "model" in self.backend_options:
+            raise ValueError(f"{where}backend_options must not set 'model'; use {where}model")
+        _check_int(where, "batch_size", self.batch_size, 1)
+        self.backend_config()  # validates the backend name and its options now, not mid-run
+
+    def backend_config(self) -> Any:
+        """The backend's config dataclass built from ``model`` and ``backend_options``.
+
+        Raises:
+            ValueError: an unknown backend (the known ones are listed), an unknown option (the
+                backend's fields are listed) or a value the backend rejects.
+        """
+        from fslabels.backends import backend_class
+
+        where = f"{self.section}."
+        try:
+            cls = backend_class(self.backend).config_class
+        except ValueError as err:
+            raise ValueError(f"{where}backend: {err}") from None
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in self.backend_options if k not in known]
+        if unknown:
+            raise ValueError(
+                f"{where}backend_options has unknown field(s) {unknown} for the {self.backend} "
+                f"backend; its fields: {', '.join(k for k in known if k != 'model')}"
+            )
+        try:
+            return cls(model=self.model, **self.backend_options)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}backend_options: {err}") from None
+
+
+@dataclass
+class SpatialStageConfig(StageConfig):
+    """Spatial labels (`fslabels.spatial.SpatialLabeler`): one request per candidate frame.
+
+    Args:
+        cot: explain, then answer True/False (the paper); false: answer directly (cheap).
+        max_new_tokens: the explanation's budget.
+        top_logprobs: alternatives per generated token (the score is read from them).
+        force_top_logprobs: alternatives for a forced answer.
+        temperature: 0 for greedy decoding.
+    """
+
+    section: ClassVar[str] = "spatial"
+
+    batch_size: int = 256
+    cot: bool = True
+    max_new_tokens: int = 128
+    top_logprobs: int = 20
+    force_top_logprobs: int = 20
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_bool("spatial.", "cot", self.cot)
+        _check_int("spatial.", "max_new_tokens", self.max_new_tokens, 1)
+        _check_int("spatial.", "top_logprobs", self.top_logprobs, 1)
+        _check_int("spatial.", "force_top_logprobs", self.force_top_logprobs, 1)
+        self.temperature = _check_float("spatial.", "temperature", self.temperature)
+
+
+@dataclass
+class CaptionStageConfig(StageConfig):
+    """Captions of every candidate frame (`fslabels.temporal.Captioner`), once per video.
+
+    Args:
+        prompt: the instruction shown with each frame (``None``: ``CAPTION_PROMPT``).
+        max_new_tokens: caption budget.
+        temperature: 0 for greedy decoding.
+    """
+
+    section: ClassVar[str] = "captions"
+
+    batch_size: int = 128
+    prompt: str | None = None
+    max_new_tokens: int = 48
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prompt is not None and (not isinstance(self.prompt, str) or not self.prompt):
+            raise ValueError(
+                f"captions.prompt must be a non-empty string or null, got {self.prompt!r}"
+            )
+        _check_int("captions.", "max_new_tokens", self.max_new_tokens, 1)
+        self.temperature = _check_float("captions.", "temperature", self.temperature)
+
+
+@dataclass
+class TemporalStageConfig(StageConfig):
+    """Temporal labels (`fslabels.temporal.TemporalLabeler`): one request per question.
+
+    Args:
+        max_new_tokens: reply budget.
+        temperature: 0 for greedy decoding.
+        max_attempts: requests per question at most (unreadable replies are retried).
+        structured_output: ask for a JSON schema; ``None``: where the backend supports it.
+    """
+
+    section: ClassVar[str] = "temporal"
+
+    backend: str = "openai"
+    model: str = DEFAULT_TEXT_LLM
+    batch_size: int = 32
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    max_attempts: int = 3
+    structured_output: bool | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int("temporal.", "max_new_tokens", self.max_new_tokens, 1)
+        _check_int("temporal.", "max_attempts", self.max_attempts, 1)
+        self.temperature = _check_float("temporal.", "temperature", self.temperature)
+        if self.structured_output is not None:
+            _check_bool("temporal.", "structured_output", self.structured_output)
+
+
+@dataclass
+class FusionConfig:
+    """Weights of the fused label: ``(w_s * spatial + w_t * temporal) / (w_s + w_t)``."""
+
+    spatial_weight: float = 0.5
+    temporal_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.spatial_weight = _check_float("fusion.", "spatial_weight", self.spatial_weight)
+        self.temporal_weight = _check_float("fusion.", "temporal_weight", self.temporal_weight)
+        if self.spatial_weight + self.temporal_weight == 0:
+            raise ValueError("fusion weights must not both be 0, got spatial 0 and temporal 0")
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        return (self.spatial_weight, self.temporal_weight)
+
+
+_SECTIONS: dict[str, type] = {
+    "spatial": SpatialStageConfig,
+    "captions": CaptionStageConfig,
+    "temporal": TemporalStageConfig,
+    "fusion": FusionConfig,
+}
+# Fields whose values are free-form mappings: overrides may create keys inside them.
+_FREE_FORM = ("backend_options", "prices")
+
+
+@dataclass
+class LabelRunConfig:
+    """Everything that defines a label run (see the module docstring).
+
+    Args:
+        num_candidates: n, candidate frames per video.
+        frame_size: short side of the decoded frames in pixels (``None``: as stored).
+        video_reader: ``pyav`` (default) or ``decord``.
+        spatial, captions, temporal: the stages (a dict or the stage's config).
+        fusion: the fusion weights (a dict or a `FusionConfig`).
+        prices: ``{model: [usd per 1M prompt tokens, usd per 1M completion tokens]}`` for cost
+            accounting; given to backends that price their responses (openai).
+        keep_logprobs: keep every reply's full log-probabilities in the store (large: n x
+            tokens x alternatives floats per sample); by default replies keep their text, tokens
+            counts and finish reason.
+
+    Raises:
+        ValueError: on any invalid value, naming the key, the value and the rule.
+    """
+
+    num_candidates: int = 128
+    frame_size: int | None = 224
+    video_reader: str = "pyav"
+    spatial: SpatialStageConfig = field(default_factory=SpatialStageConfig)
+    captions: CaptionStageConfig = field(default_factory=CaptionStageConfig)
+    temporal: TemporalStageConfig = field(default_factory=TemporalStageConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    prices: dict[str, list[float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    keep_logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("", "num_candidates", self.num_candidates, 1)
+        if self.frame_size is not None:
+            _check_int("", "frame_size", self.frame_size, 1)
+        if self.video_reader not in _READERS:
+            raise ValueError(f"video_reader must be one of {_READERS}, got {self.video_reader!r}")
+        _check_bool("", "keep_logprobs", self.keep_logprobs)
+        for name, cls in _SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                setattr(self, name, _build(cls, value, name))
+            elif not isinstance(value, cls):
+                raise ValueError(
+                    f"{name} must be a mapping or a {cls.__name__}, got {type(value).__name__}"
+                )
+        if not isinstance(self.prices, Mapping):
+            raise ValueError(f"prices must be a mapping of model -> [in, out], got {self.prices!r}")
+        prices = {}
+        for model, price in self.prices.items():
+            if (
+                not isinstance(price, (list, tuple))
+                or len(price) != 2
+                or any(
+                    isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0 for p in price
+                )
+            ):
+                raise ValueError(
+                    f"prices.{model} must be [usd per 1M prompt tokens, usd per 1M completion "
+                    f"tokens], two numbers >= 0, got {price!r}"
+                )
+            prices[str(model)] = [float(p) for p in price]
+        self.prices = prices
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LabelRunConfig:
+        """Build from a nested mapping (YAML); unknown keys are errors listing the known ones."""
+        return _build(cls, data, "")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> LabelRunConfig:
+        """Read a YAML file (see `load` for overrides)."""
+        return cls.load(path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()
+    ) -> LabelRunConfig:
+        """The defaults, updated from a YAML file, then from dotted ``key=value`` overrides.
+
+        Args:
+            path: a YAML file, or None for the defaults.
+            overrides: ``"spatial.cot=false"``, ``"spatial.backend_options.batch_size=4"``;
+                values are parsed as YAML (``8`` is an int, ``[1, 2]`` a list, ``null`` None).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: invalid YAML, unknown keys, malformed overrides or invalid values.
+        """
+        import yaml
+
+        data: dict[str, Any] = {}
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"label run config {path} does not exist")
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path} is not valid YAML: {err}") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError(f"{path} must hold a mapping, got {type(loaded).__name__}")
+            data = loaded or {}
+        return cls.from_dict(apply_overrides(data, overrides))
+
+    def with_overrides(self, overrides: Iterable[str]) -> LabelRunConfig:
+        """A copy with dotted ``key=value`` overrides applied."""
+        return type(self).from_dict(apply_overrides(self.to_dict(), overrides))
+
+    # --- output ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts and lists (what `to_yaml` writes)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The exact config as YAML (written to ``path`` when given); `load` reads it back."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{prefix or 'the config'} must be a mapping, got {data!r}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ValueError(
+            f"unknown config key(s) {', '.join(where + str(k) for k in unknown)}; "
+            f"known keys{' of ' + prefix if prefix else ''}: {', '.join(known)}"
+        )
+    return cls(**dict(data))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"spatial.max_new_tokens=64"`` → ``(["spatial", "max_new_tokens"], 64)``.
+
+    Raises:
+        ValueError: without ``=``, with an empty key part, or a value that is not YAML.
+    """
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(p.strip() for p in parts):
+        raise ValueError(
+            f"--set needs key=value with a dotted key (e.g. spatial.cot=false), got {text!r}"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ValueError(f"the value of --set {text!r} is not valid YAML: {err}") from None
+    return [p.strip() for p in parts], value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of ``data`` with each dotted override set (keys are checked against the
+    config's fields, except inside free-form mappings such as ``backend_options``)."""
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    for text in overrides:
+        parts, value = parse_override(text)
+        _check_path(parts, text)
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ValueError(f"--set {text!r}: {part!r} holds a value, not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _check_path(parts: list[str], text: str) -> None:
+    cls: type | None = LabelRunConfig
+    for depth, part in enumerate(parts):
+        if cls is None:
+            return  # inside a free-form mapping
+        known = [f.name for f in dataclasses.fields(cls)]
+        if part not in known:
+            where = ".".join(parts[:depth]) or "the config"
+            raise ValueError(
+                f"--set {text!r}: unknown key {part!r} in {where}; known: {', '.join(known)}"
+            )
+        if part in _FREE_FORM:
+            cls = None
+        elif depth == 0 and part in _SECTIONS:
+            cls = _SECTIONS[part]
+        elif depth < len(parts) - 1:
+            raise ValueError(f"--set {text!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
