@@ -14,10 +14,11 @@ def demo(
     ),
     n: Annotated[int, typer.Option("--n", "-n", help="Candidate frames per video.")] = 128,
 ) -> None:
-    """Run the offline demo (no downloads): video with known events → candidates → selector.
+    """Run the offline demo (no downloads): video → candidates → selector → pseudo-labels.
 
     Generates a video with known events, samples its candidate frames, draws a contact sheet,
-    builds the tiny offline models the tests use, and selects frames with the tiny selector.
+    builds the tiny offline models the tests use, selects frames with the tiny selector, and
+    labels the video's questions with the tiny teacher models (a resumable label run).
     """
     import json
     import time
@@ -82,4 +83,35 @@ def demo(
         f"for {question!r}: frames {[int(i) for i in result.indices]} at "
         f"{[round(float(t), 2) for t in result.timestamps]} s"
     )
+
+    # Pseudo-labels for the demo's questions: every stage on the tiny models (random weights,
+    # so the labels are noise; the temporal LLM never writes JSON and its source is recorded as
+    # failed). The same run on the production defaults needs the Hub.
+    from fslabels.config import LabelRunConfig
+    from fslabels.manifest import LabelItem
+    from fslabels.run import export_rows, load_sample, run_labels
+    from fsmodel.viz import score_sheets
+
+    items = [LabelItem(video=clip.path.name, question=q["question"]) for q in clip.questions()]
+    work = out / "labels-work"
+    config = LabelRunConfig.offline(models, num_candidates=32)
+    summary = run_labels(config, items, clip.path.parent, work, progress=False)
+    rows, captions = export_rows(work)
+    console.print(
+        f"[bold]5. Labels[/] (tiny teacher models) {summary.done} of {summary.items} samples "
+        f"labelled, {len(captions)} video captioned once, work dir {work} "
+        f"(framesel labels status {work})"
+    )
+    failed = sorted({f["stage"] for f in summary.failures})
+    if failed:
+        console.print(f"   failed sources, recorded per sample: {', '.join(failed)}")
+    if rows:
+        view = load_sample(work, rows[0]["sample_id"])
+        picture = score_sheets(
+            view.candidates,
+            [(f"{name} · {view.item.question}", values) for name, values in
+             (("spatial", view.spatial), ("temporal", view.temporal), ("fused", view.scores))],
+        )  # fmt: skip
+        picture.save(out / "labels.png")
+        console.print(f"   scores of one sample: {out / 'labels.png'}")
     console.print(f"Done in {time.perf_counter() - t0:.1f} s. Everything is under {out}/")

@@ -167,12 +167,11 @@ def show(
 ) -> None:
     """Draw SAMPLE_ID's candidate frames with their spatial, temporal and fused scores."""
     import numpy as np
-    from PIL import Image
     from rich.console import Console
     from rich.table import Table
 
     from fslabels.run import load_sample
-    from fsmodel.viz import contact_sheet
+    from fsmodel.viz import score_sheets
 
     view = load_sample(workdir, sample_id, videos_root=videos)
     if view.candidates is None:
@@ -180,29 +179,15 @@ def show(
             f"cannot decode {view.item.video} for the picture; pass --videos with its directory"
         )
     chosen = np.flatnonzero(np.nan_to_num(view.scores, nan=0.0) >= 0.5).tolist()
-    sheets = []
+    named = []
     for name, values in (("spatial", view.spatial), ("temporal", view.temporal),
                          ("fused", view.scores)):  # fmt: skip
         missing = int(np.isnan(values).sum())
         note = f" · {missing} frames without a score" if missing else ""
         if name in view.errors:
             note += f" · failed: {view.errors[name][:80]}"
-        sheets.append(
-            contact_sheet(
-                view.candidates,
-                columns=columns,
-                scores=np.nan_to_num(values, nan=0.0),
-                highlight=chosen,
-                title=f"{name} · {view.item.question}{note}",
-            )
-        )
-    picture = Image.new(
-        "RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), (24, 24, 28)
-    )
-    y = 0
-    for sheet in sheets:
-        picture.paste(sheet, (0, y))
-        y += sheet.height
+        named.append((f"{name} · {view.item.question}{note}", values))
+    picture = score_sheets(view.candidates, named, highlight=chosen, columns=columns)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
 

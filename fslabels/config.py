@@ -323,6 +323,55 @@ class LabelRunConfig:
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
+    def offline(
+        cls,
+        models: Mapping[str, str | os.PathLike[str]],
+        num_candidates: int = 8,
+        frame_size: int = 48,
+        **stage_overrides: Mapping[str, Any],
+    ) -> LabelRunConfig:
+        """Every stage on local models through the transformers backend, greedy, with tiny
+        token budgets: the config of the offline demo and tests (``models`` as returned by
+        ``fsmodel.tiny.build_all``: ``"qwen2-vl"`` for spatial and captions, ``"qwen2"`` for
+        temporal). ``stage_overrides`` update a stage's fields, e.g. ``spatial={"batch_size": 8}``.
+
+        The spatial stage asks for the whole next-token distribution at the answer slot: a
+        random tiny model rarely ranks True/False in its top 20, which would fail every frame.
+        """
+        import json
+
+        vocab = json.loads((Path(models["qwen2"]) / "config.json").read_text())["vocab_size"]
+        data: dict[str, Any] = {
+            "num_candidates": num_candidates,
+            "frame_size": frame_size,
+            "spatial": {
+                "backend": "transformers",
+                "model": str(models["qwen2-vl"]),
+                "backend_options": {"batch_size": 8},
+                "max_new_tokens": 8,
+                "top_logprobs": vocab,
+                "force_top_logprobs": vocab,
+                "batch_size": 16,
+            },
+            "captions": {
+                "backend": "transformers",
+                "model": str(models["qwen2-vl"]),
+                "backend_options": {"batch_size": 8},
+                "max_new_tokens": 6,
+            },
+            "temporal": {
+                "backend": "transformers",
+                "model": str(models["qwen2"]),
+                "max_new_tokens": 8,
+                "max_attempts": 2,
+            },
+            "prices": {},
+        }
+        for stage, values in stage_overrides.items():
+            data[stage] = {**data[stage], **values}
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LabelRunConfig:
         """Build from a nested mapping (YAML); unknown keys are errors listing the known ones."""
         return _build(cls, data, "")

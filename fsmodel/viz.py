@@ -95,6 +95,46 @@ def contact_sheet(
     return sheet
 
 
+def score_sheets(
+    candidates: Candidates,
+    named_scores: Sequence[tuple[str, Sequence[float] | np.ndarray]],
+    highlight: Sequence[int] | None = None,
+    columns: int = 16,
+) -> Image.Image:
+    """Contact sheets of the same candidates stacked, one per score vector (e.g. spatial,
+    temporal, fused), each titled with its name. NaN scores draw as empty bars.
+
+    Args:
+        candidates: the candidate frames.
+        named_scores: ``(title, scores)`` pairs, one sheet each, top to bottom.
+        highlight: candidate positions outlined on every sheet.
+        columns: thumbnails per row.
+
+    Returns:
+        A PIL RGB image.
+    """
+    from PIL import Image
+
+    sheets = [
+        contact_sheet(
+            candidates,
+            columns=columns,
+            scores=np.nan_to_num(np.asarray(values, np.float64), nan=0.0),
+            highlight=highlight,
+            title=title,
+        )
+        for title, values in named_scores
+    ]
+    picture = Image.new(
+        "RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), (24, 24, 28)
+    )
+    y = 0
+    for sheet in sheets:
+        picture.paste(sheet, (0, y))
+        y += sheet.height
+    return picture
+
+
 def selection_plot(
     timestamps: Sequence[float] | np.ndarray,
     scores: Sequence[float] | np.ndarray,

@@ -77,6 +77,14 @@ def test_demo_writes_everything(tmp_path, capsys):
         assert (out / "tiny-models" / name / "config.json").exists() or name == "tokenizer"
     printed = capsys.readouterr().out
     assert "When does the red circle appear?" in printed
+    # the label run over the demo's questions: schema-v1 rows from the tiny teacher models
+    from fslabels.run import export_rows
+    from fsmodel.schema import check_label_rows
+
+    rows, captions = export_rows(out / "labels-work")
+    assert len(rows) == 2 and len(captions) == 1
+    check_label_rows(rows, num_candidates=32)
+    assert Image.open(out / "labels.png").size[1] > 300
     # The demo's video really shows its frames' indices.
     from fsmodel.video import sample_candidates
 

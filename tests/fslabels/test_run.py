@@ -67,38 +67,12 @@ def write_label_inputs(root: Path, videos: int = 2, bad: bool = False) -> tuple[
 
 
 def tiny_config(models: dict[str, Path], vocab_size: int, **stage_overrides) -> dict:
-    """A run config with every stage on the tiny models through the transformers backend
-    (temporal on the tiny Qwen2), greedy, n = 8, tiny token budgets."""
-    config = {
-        "num_candidates": N,
-        "frame_size": 48,
-        "spatial": {
-            "backend": "transformers",
-            "model": str(models["qwen2-vl"]),
-            "backend_options": {"batch_size": 8},
-            "max_new_tokens": 8,
-            # the whole distribution: the random tiny model must not fail the slot by chance
-            "top_logprobs": vocab_size,
-            "force_top_logprobs": vocab_size,
-            "batch_size": 16,
-        },
-        "captions": {
-            "backend": "transformers",
-            "model": str(models["qwen2-vl"]),
-            "backend_options": {"batch_size": 8},
-            "max_new_tokens": 6,
-        },
-        "temporal": {
-            "backend": "transformers",
-            "model": str(models["qwen2"]),
-            "max_new_tokens": 8,
-            "max_attempts": 2,
-        },
-        "prices": {},
-    }
-    for stage, values in stage_overrides.items():
-        config[stage] = {**config[stage], **values}
-    return config
+    """The offline run config (every stage on the tiny models, n = N) as a plain mapping
+    (``LabelRunConfig.offline`` reads the vocabulary size itself; ``vocab_size`` is checked)."""
+    config = LabelRunConfig.offline(models, num_candidates=N, frame_size=48, **stage_overrides)
+    if "top_logprobs" not in stage_overrides.get("spatial", {}):
+        assert config.spatial.top_logprobs == vocab_size
+    return config.to_dict()
 
 
 class CallCounter:
