@@ -104,11 +104,13 @@ def status(workdir: Workdir, as_json: AsJson = False) -> None:
     """Per-stage counts, failures with their errors, tokens and cost (safe during a run)."""
     import json
 
-    from fslabels.run import run_status
+    from fslabels.fusion import run_statistics
+    from fslabels.run import export_rows, run_status
 
     state = run_status(workdir)
+    stats = run_statistics(export_rows(workdir)[0])
     if as_json:
-        typer.echo(json.dumps(state))
+        typer.echo(json.dumps({**state, "statistics": stats}))
         return
     from rich import box
     from rich.console import Console
@@ -150,9 +152,38 @@ def status(workdir: Workdir, as_json: AsJson = False) -> None:
             f"{usage.get('seconds', 0.0):.1f}",
         )
     console.print(table)
+    if stats["samples"]:
+        console.print(_statistics_table(stats))
     if state["failures"]:
         console.print(_failures_table(state["failures"]))
         console.print("Retry them with: framesel labels run ... --retry-failed")
+
+
+def _statistics_table(stats: dict):
+    """Per-source label statistics: a text histogram, the share of frames above 0.5, and the
+    agreement between the spatial and temporal sources."""
+    from rich import box
+    from rich.table import Table
+
+    bars = " ▁▂▃▄▅▆▇█"
+    agreement = stats["agreement"]
+    pearson = "n/a" if agreement["pearson"] is None else f"{agreement['pearson']:+.2f}"
+    spearman = "n/a" if agreement["spearman"] is None else f"{agreement['spearman']:+.2f}"
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"label statistics · {stats['samples']} samples",
+        caption=f"spatial vs temporal agreement per sample: Pearson {pearson}, Spearman "
+        f"{spearman} ({agreement['samples']} samples; {agreement['undefined']} undefined)",
+    )
+    for column in ("source", "histogram 0→1", "frames > 0.5"):
+        table.add_column(column, justify="left" if column != "frames > 0.5" else "right")
+    for source, hist in stats["histograms"].items():
+        counts = hist["counts"]
+        top = max(counts) or 1
+        spark = "".join(bars[round(c / top * (len(bars) - 1))] for c in counts)
+        share = stats["fraction_above_0.5"][source]
+        table.add_row(source, spark, "n/a" if share is None else f"{share:.1%}")
+    return table
 
 
 @app.command("show")

@@ -149,7 +149,7 @@ def run_statistics(
 
     Args:
         rows: label rows (schema v1 ``spatial``, ``temporal``, ``scores`` columns; NaN values
-            are ignored).
+            and the placeholders of a failed source (``label_meta["filled"]``) are ignored).
         bins: histogram bins over [0, 1].
         columns: the score columns (default: spatial, temporal, scores).
 
@@ -172,6 +172,7 @@ def run_statistics(
     undefined = samples = 0
     for row in rows:
         samples += 1
+        row = _unfilled(row)
         for column in columns:
             values = _finite(row.get(column))
             counts[column] += np.histogram(values, bins=edges)[0]
@@ -198,6 +199,28 @@ def run_statistics(
             "undefined": undefined,
         },
     }
+
+
+def _unfilled(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The row with the values a failed source was filled with (``label_meta["filled"]``)
+    turned back into NaN: they are placeholders, not labels, and must not enter statistics."""
+    import json
+
+    from fsmodel.schema import LABEL_META
+
+    try:
+        filled = json.loads(row.get(LABEL_META) or "{}").get("filled", {})
+    except (TypeError, ValueError):
+        return row
+    if not filled:
+        return row
+    row = dict(row)
+    for column, spec in filled.items():
+        if column in row:
+            values = np.asarray(row[column], dtype=np.float64).copy()
+            values[np.asarray(spec.get("positions", []), dtype=np.int64)] = np.nan
+            row[column] = values
+    return row
 
 
 def _finite(values: Any) -> np.ndarray:

@@ -74,6 +74,10 @@ def test_run_status_show(tmp_path, inputs, config_file, capsys):
     assert state["usage"]["captions"]["requests"] == N * 3  # candidates x videos, ever
     assert state["stages"]["spatial"]["done"] == items - 2
     assert state["stages"]["spatial"]["blocked"] == 2
+    stats = state["statistics"]
+    assert stats["samples"] == items - 2
+    assert sum(stats["histograms"]["spatial"]["counts"]) == (items - 2) * N
+    assert "label statistics" in out and "frames > 0.5" in out
 
     picture = tmp_path / "show" / "sample.png"
     sample_id = rows[0]["sample_id"]

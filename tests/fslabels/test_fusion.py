@@ -123,3 +123,18 @@ def test_run_statistics_of_nothing():
     stats = run_statistics([])
     assert stats["samples"] == 0 and stats["agreement"]["pearson"] is None
     assert stats["fraction_above_0.5"] == {"spatial": None, "temporal": None, "scores": None}
+
+
+def test_statistics_ignore_the_placeholders_of_a_failed_source():
+    import json
+
+    from fslabels.fusion import run_statistics
+
+    meta = {"failed": {"temporal": "no JSON"}, "filled": {"temporal": {"value": 0.0,
+            "positions": [0, 1, 2, 3]}}}  # fmt: skip
+    row = {"spatial": [0.9, 0.8, 0.1, 0.2], "temporal": [0.0] * 4, "scores": [0.9, 0.8, 0.1, 0.2],
+           "label_meta": json.dumps(meta)}  # fmt: skip
+    stats = run_statistics([row])
+    assert sum(stats["histograms"]["temporal"]["counts"]) == 0
+    assert stats["fraction_above_0.5"]["temporal"] is None
+    assert stats["fraction_above_0.5"]["spatial"] == 0.5
