@@ -918,7 +918,19 @@ def load_label_dataset(
     if config not in (LABELS_CONFIG, CAPTIONS_CONFIG):
         raise ValueError(f"config must be {LABELS_CONFIG!r} or {CAPTIONS_CONFIG!r}, got {config!r}")
     features = label_features() if config == LABELS_CONFIG else caption_features()
-    ds = datasets.load_dataset(str(source), config, split=split, revision=revision)
+    from pathlib import Path
+
+    local = Path(str(source)).expanduser()
+    if local.is_dir():
+        # datasets caches a local dir's YAML-declared config under the dir's *name* only, so
+        # another dir of the same name (or this one rewritten) would load stale rows; the
+        # parquet builder keys its cache by the files themselves.
+        files = sorted(str(f) for f in (local / DATA_DIR / config).glob("*.parquet"))
+        if not files:
+            raise ValueError(f"{source} has no {config!r} config ({DATA_DIR}/{config}/*.parquet)")
+        ds = datasets.load_dataset("parquet", data_files={split: files}, split=split)
+    else:
+        ds = datasets.load_dataset(str(source), config, split=split, revision=revision)
     for column, default in OPTIONAL_LABEL_COLUMNS.items():
         if config == LABELS_CONFIG and column not in ds.column_names:
             ds = ds.add_column(column, [default] * ds.num_rows)

@@ -1,0 +1,270 @@
+"""Label datasets with ground truth, made from `fsmodel.synthetic` videos: a question per event
+kind ("When does the red circle appear?"), label 1.0 on the candidates inside its occurrences
+and 0 elsewhere, and a caption per candidate naming the shapes it shows.
+
+The demo, the tests and the quality benchmark train on these: no labeller and no pretrained
+weights are needed to know which frames are right.
+
+Example:
+    >>> from fsmodel.synthetic import Event, write_video
+    >>> clip = write_video("data/videos/a.mp4", 64, events=[Event(10, 20, "circle", "red")])
+    >>> rows = event_label_rows(clip, "videos/a.mp4", num_candidates=16)
+    >>> save_label_dataset(rows, "data", captions=[event_caption_row(clip, 16)])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fsmodel import schema
+from fsmodel.synthetic import COLORS, SHAPES, Event, SyntheticVideo, write_video
+from fsmodel.video import candidate_indices
+
+__all__ = [
+    "EVENT_KINDS",
+    "EventVideoSpec",
+    "build_scratch_selector",
+    "event_caption_row",
+    "event_label_rows",
+    "random_event_spec",
+    "write_event_dataset",
+]
+
+# Every (colour, shape) an event can have: one question each.
+EVENT_KINDS: tuple[tuple[str, str], ...] = tuple((c, s) for c in COLORS for s in SHAPES)
+
+
+def _kind(event: Event) -> tuple[str, str]:
+    return (event.color, event.shape)
+
+
+def event_label_rows(
+    clip: SyntheticVideo,
+    video: str,
+    num_candidates: int,
+    video_id: str | None = None,
+    kinds: Sequence[tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Schema v1 label rows of a synthetic video: one per event kind it shows (or per
+    ``kinds``), scored 1.0 on the candidates inside any occurrence of that kind.
+
+    Args:
+        clip: what `fsmodel.synthetic.write_video` returned.
+        video: the ``video`` column (the path relative to the dataset's video root).
+        num_candidates: n.
+        video_id: the ``video_id`` column (default: the file's stem).
+        kinds: the event kinds to ask about (default: every kind in the video, in order of
+            first appearance).
+
+    Returns:
+        Rows whose ``spatial``, ``temporal`` and ``scores`` all hold the ground truth.
+    """
+    video_id = video_id or clip.path.stem
+    indices = candidate_indices(clip.num_frames, num_candidates)
+    stamps = np.asarray(clip.timestamps, np.float64)[indices]
+    wanted = list(kinds) if kinds is not None else list(dict.fromkeys(map(_kind, clip.events)))
+    rows = []
+    for color, shape in wanted:
+        question = Event(0, 0, shape, color).question
+        inside = np.zeros(len(indices), bool)
+        for ev in clip.events:
+            if _kind(ev) == (color, shape):
+                inside |= (indices >= ev.start) & (indices <= ev.end)
+        scores = inside.astype(np.float32).tolist()
+        rows.append(
+            {
+                schema.SAMPLE_ID: schema.make_sample_id(video_id, question),
+                schema.VIDEO_ID: video_id,
+                schema.VIDEO: video,
+                schema.QUESTION: question,
+                schema.OPTIONS: [],
+                schema.ANSWER: "",
+                schema.FRAME_INDICES: indices.tolist(),
+                schema.TIMESTAMPS: stamps.tolist(),
+                schema.SPATIAL: scores,
+                schema.TEMPORAL: scores,
+                schema.SCORES: scores,
+            }
+        )
+    return rows
+
+
+def event_caption_row(
+    clip: SyntheticVideo, num_candidates: int, video_id: str | None = None
+) -> dict[str, Any]:
+    """The ``captions`` config row of a synthetic video: each candidate's caption names the
+    shapes on it ("a red circle and a blue bar"), or says the background is empty."""
+    indices = candidate_indices(clip.num_frames, num_candidates)
+    captions = []
+    for index in indices.tolist():
+        shown = [f"a {e.color} {e.shape}" for e in clip.events if e.start <= index <= e.end]
+        captions.append(" and ".join(shown) if shown else "an empty textured background")
+    return {
+        schema.VIDEO_ID: video_id or clip.path.stem,
+        schema.FRAME_INDICES: indices.tolist(),
+        schema.TIMESTAMPS: np.asarray(clip.timestamps, np.float64)[indices].tolist(),
+        schema.CAPTIONS: captions,
+    }
+
+
+@dataclass(frozen=True)
+class EventVideoSpec:
+    """A synthetic video to write: its events and which kinds to ask about.
+
+    Attributes:
+        name: file stem and ``video_id``.
+        num_frames: frames of the video.
+        events: the shapes and their frame ranges.
+        ask: the event kinds to ask about (default: all shown).
+    """
+
+    name: str
+    num_frames: int
+    events: tuple[Event, ...]
+    ask: tuple[tuple[str, str], ...] | None = None
+
+
+def random_event_spec(
+    rng: np.random.Generator,
+    name: str,
+    num_frames: int,
+    kinds: Sequence[tuple[str, str]] = EVENT_KINDS,
+    lengths: Sequence[int] = (1,),
+    gap: int = 2,
+    distractors: int = 2,
+    distractor_kinds: Sequence[tuple[str, str]] | None = None,
+) -> EventVideoSpec:
+    """A random video asking about one target kind (drawn from ``kinds``) that occurs
+    ``len(lengths)`` times (lengths in frames; occurrences more than ``gap`` frames apart), plus
+    up to ``distractors`` events of other kinds (from ``distractor_kinds``, default ``kinds``),
+    which are not asked about.
+
+    Raises:
+        ValueError: when the occurrences cannot fit into ``num_frames``.
+    """
+    target = kinds[int(rng.integers(len(kinds)))]
+    lengths = list(lengths)
+    for _ in range(1000):
+        order = rng.permutation(len(lengths))
+        sizes = [lengths[i] for i in order]
+        starts = np.sort(rng.integers(0, num_frames, len(sizes)))
+        ends = starts + np.asarray(sizes) - 1
+        if ends[-1] < num_frames and all(
+            starts[i + 1] - ends[i] > gap for i in range(len(sizes) - 1)
+        ):
+            break
+    else:
+        raise ValueError(f"occurrences of {lengths} frames do not fit into {num_frames} frames")
+    events = [
+        Event(int(s), int(e), target[1], target[0]) for s, e in zip(starts, ends, strict=True)
+    ]
+    others = list(distractor_kinds) if distractor_kinds is not None else list(kinds)
+    for _ in range(int(rng.integers(0, distractors + 1))):
+        other = others[int(rng.integers(len(others)))]
+        if other == target:
+            continue
+        start = int(rng.integers(0, num_frames))
+        end = min(num_frames - 1, start + int(rng.integers(0, max(1, num_frames // 4))))
+        events.append(Event(start, end, other[1], other[0]))
+    shuffled = tuple(events[i] for i in rng.permutation(len(events)))
+    return EventVideoSpec(name=name, num_frames=num_frames, events=shuffled, ask=(target,))
+
+
+def write_event_dataset(
+    out_dir: str | os.PathLike,
+    specs: Sequence[EventVideoSpec],
+    num_candidates: int,
+    size: tuple[int, int] = (64, 48),
+    captions: bool = True,
+) -> Path:
+    """Encode the videos of ``specs`` under ``out_dir/videos`` and save their ground-truth
+    labels (and captions) as a label dataset in ``out_dir`` (video paths relative to it).
+
+    Returns:
+        ``out_dir`` (load it with `fsmodel.schema.load_label_dataset`).
+    """
+    out = Path(out_dir)
+    rows, caption_rows = [], []
+    for spec in specs:
+        relative = f"videos/{spec.name}.mp4"
+        clip = write_video(
+            out / relative, num_frames=spec.num_frames, size=size, events=list(spec.events)
+        )
+        rows += event_label_rows(clip, relative, num_candidates, spec.name, kinds=spec.ask)
+        if captions:
+            caption_rows.append(event_caption_row(clip, num_candidates, spec.name))
+    schema.save_label_dataset(rows, out, captions=caption_rows or None)
+    return out
+
+
+def build_scratch_selector(
+    out_dir: str | os.PathLike,
+    vision: str | os.PathLike,
+    llm: str | os.PathLike,
+    num_candidates: int = 32,
+    layers: int = 4,
+    hidden: int = 64,
+    heads: int = 4,
+    init: float = 0.125,
+    rope_theta: float = 10_000.0,
+    seed: int = 0,
+) -> Path:
+    """Write a selector with fresh random weights for from-scratch ground-truth checks: a SigLIP
+    tower of ``vision``'s size and a Qwen2 LLM of ``layers`` x ``hidden``, with ``llm``'s
+    tokenizer and ``vision``'s image processor (e.g. the `fsmodel.tiny` directories).
+
+    Every weight is drawn with std ``init``: the 0.02 that suits large pretrained LLMs leaves a
+    tiny model's hidden states so small that the score head needs weights of ~1000 to read them,
+    and Adam takes ~1e6 steps to grow those; about 1/sqrt(hidden) trains in minutes. RoPE uses
+    base ``rope_theta`` (Qwen2.5's 1e6 leaves a 16-dim head few rotation frequencies that tell
+    frames 9 tokens apart; 1e4 localises frames sooner and more sharply).
+
+    Returns:
+        ``Path(out_dir)``, loadable with ``AutoModel`` / ``AutoProcessor``.
+    """
+    import torch
+    from transformers import AutoConfig
+
+    from fsmodel.configuration_frame_selector import FrameSelectorConfig
+    from fsmodel.modeling_frame_selector import FrameSelectorModel
+    from fsmodel.processing_frame_selector import FrameSelectorProcessor
+
+    processor = FrameSelectorProcessor.from_backbones(vision, llm)
+    vision_config = AutoConfig.from_pretrained(vision)
+    vision_config = getattr(vision_config, "vision_config", vision_config)
+    text = AutoConfig.from_pretrained(llm).to_dict()
+    text.update(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        layer_types=["full_attention"] * layers,
+        max_window_layers=layers,
+        initializer_range=init,
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+    )
+    vocab = processor.tokenizer.get_vocab()
+    config = FrameSelectorConfig(
+        vision_config=vision_config.to_dict(),
+        text_config=text,
+        num_candidates=num_candidates,
+        initializer_range=init,
+        frame_start_token_id=vocab["<|vision_start|>"],
+        frame_end_token_id=vocab["<|vision_end|>"],
+        frame_token_id=vocab["<|image_pad|>"],
+        score_token_id=vocab["<|video_pad|>"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FrameSelectorModel(config)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
