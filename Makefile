@@ -5,8 +5,13 @@ VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
 export OMP_NUM_THREADS ?= 1
 export FRAMESEL_VLLM_PYTHON ?= $(abspath $(VLLM_VENV))/bin/python
+# Label Studio (server) and lmms-eval pin what the main venv cannot take: each has its own venv.
+LS_VENV ?= .venv-labelstudio
+LMMS_VENV ?= .venv-lmms
+export FRAMESEL_LABEL_STUDIO ?= $(abspath $(LS_VENV))/bin/label-studio
+export FRAMESEL_LMMS_PYTHON ?= $(abspath $(LMMS_VENV))/bin/python
 
-.PHONY: setup setup-vllm demo test lint format bench clean
+.PHONY: setup setup-vllm setup-labelstudio setup-lmms demo test lint format bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,10 +19,16 @@ setup:
 setup-vllm:          ## the vLLM (CPU) venv for tests/fslabels/test_vllm.py (≈ 3.4 GB)
 	@FRAMESEL_VLLM_VENV=$(VLLM_VENV) bash scripts/setup_vllm.sh
 
+setup-labelstudio:   ## the Label Studio server venv for the review tests (≈ 1 GB)
+	@FRAMESEL_LS_VENV=$(LS_VENV) bash scripts/setup_labelstudio.sh
+
+setup-lmms:          ## the lmms-eval venv for the plugin test (≈ 2.4 GB)
+	@FRAMESEL_LMMS_VENV=$(LMMS_VENV) bash scripts/setup_lmms.sh
+
 demo: setup          ## offline demo on the embedded defaults
 	$(VENV)/bin/framesel demo --out demo-output
 
-test: setup setup-vllm  ## lint + the whole test suite, vLLM tests included (what CI runs)
+test: setup setup-vllm setup-labelstudio setup-lmms  ## lint + the whole test suite, vLLM tests included (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest

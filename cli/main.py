@@ -8,8 +8,10 @@ import sys
 import typer
 
 from cli import demo as demo_cli
+from cli import eval as eval_cli
 from cli import labels as labels_cli
 from cli import model as model_cli
+from cli import review as review_cli
 from cli import video as video_cli
 
 app = typer.Typer(
@@ -23,6 +25,8 @@ app = typer.Typer(
 app.add_typer(video_cli.app, name="video")
 app.add_typer(model_cli.app, name="model")
 app.add_typer(labels_cli.app, name="labels")
+app.add_typer(review_cli.app, name="review", help="Spot-check labels in Label Studio.")
+app.add_typer(eval_cli.app, name="eval", help="Does selection help? Downstream QA evaluation.")
 app.command("demo")(demo_cli.demo)
 
 

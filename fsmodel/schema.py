@@ -15,6 +15,10 @@ One row of the labels config is one (video, question) pair with ``n`` candidate 
     scores         n × float32  the fused label, in [0, 1]
     label_meta     str          optional: a JSON object saying how the row was labelled (which
                                 sources were used, which failed and why); "{}" when absent
+    human          n × float32  optional: a reviewer's per-candidate labels in [0, 1] (1 = the
+                                reviewer marked the frame relevant); [] when not reviewed
+    review         str          optional: a JSON object of review metadata (reviewer, time,
+                                verdict, comment, project); "{}" when not reviewed
 
 The ``captions`` config holds one row per video: ``video_id``, ``frame_indices``, ``timestamps``
 and ``captions`` (n strings).
@@ -45,6 +49,7 @@ __all__ = [
     "CAPTION_COLUMNS",
     "DATA_DIR",
     "FRAME_INDICES",
+    "HUMAN",
     "LABELS_CONFIG",
     "LABELS_SCHEMA_VERSION",
     "LABEL_COLUMNS",
@@ -53,6 +58,7 @@ __all__ = [
     "OPTIONS",
     "PER_CANDIDATE_COLUMNS",
     "QUESTION",
+    "REVIEW",
     "SAMPLE_ID",
     "SCHEMA_VERSION_KEY",
     "SCORES",
@@ -94,6 +100,8 @@ SPATIAL = "spatial"
 TEMPORAL = "temporal"
 SCORES = "scores"
 LABEL_META = "label_meta"
+HUMAN = "human"
+REVIEW = "review"
 CAPTIONS = "captions"
 
 # The name of the second dataset config, one row per video.
@@ -119,7 +127,8 @@ LABEL_COLUMNS: tuple[str, ...] = (
     SCORES,
 )
 # Columns a row may leave out; written with a default when missing.
-OPTIONAL_LABEL_COLUMNS: dict[str, Any] = {LABEL_META: "{}"}
+# `human` and `review` are filled by Label Studio review (fslabels.review) on reviewed rows only.
+OPTIONAL_LABEL_COLUMNS: dict[str, Any] = {LABEL_META: "{}", HUMAN: [], REVIEW: "{}"}
 # Columns holding one value per candidate frame; they must all have the same length n.
 PER_CANDIDATE_COLUMNS: tuple[str, ...] = (FRAME_INDICES, TIMESTAMPS, SPATIAL, TEMPORAL, SCORES)
 CAPTION_COLUMNS: tuple[str, ...] = (VIDEO_ID, FRAME_INDICES, TIMESTAMPS, CAPTIONS)
@@ -169,6 +178,8 @@ def label_features() -> datasets.Features:
             TEMPORAL: per_candidate("float32"),
             SCORES: per_candidate("float32"),
             LABEL_META: datasets.Value("string"),
+            HUMAN: per_candidate("float32"),
+            REVIEW: datasets.Value("string"),
         }
     )
 
@@ -512,6 +523,7 @@ def _validate_label_row(
     )
     _check_columns(report, row, LABEL_COLUMNS, optional=tuple(OPTIONAL_LABEL_COLUMNS))
     _check_json_object(report, row, LABEL_META)
+    _check_json_object(report, row, REVIEW)
 
     strings = {
         column: _check_string(report, row, column, non_empty=column != ANSWER)
@@ -530,8 +542,16 @@ def _validate_label_row(
     )
 
     _check_time_axis(report, arrays[FRAME_INDICES], arrays[TIMESTAMPS])
-    for column in _UNIT_INTERVAL_COLUMNS:
-        values = arrays[column]
+    human = _check_numbers(report, row, HUMAN, integers=False) if HUMAN in row else None
+    if human is not None and human.size:  # [] = not reviewed; otherwise one value per candidate
+        n = next((len(a) for a in arrays.values() if a is not None), None)
+        if n is not None and len(human) != n:
+            report.add(
+                HUMAN, f"{HUMAN} has {len(human)} values, expected {n} (or [] if unreviewed)"
+            )
+        arrays[HUMAN] = human
+    for column in (*_UNIT_INTERVAL_COLUMNS, HUMAN):
+        values = arrays.get(column)
         if values is not None:
             finite = _check_finite(report, column, values)
             # Non-finite values were reported just above; don't call inf "outside [0, 1]" too.

@@ -348,7 +348,8 @@ def test_importing_schema_stays_lean() -> None:
 def test_label_features_declare_every_column_in_order() -> None:
     features = label_features()
 
-    assert tuple(features) == (*LABEL_COLUMNS, "label_meta")  # the optional column last
+    # the optional columns last
+    assert tuple(features) == (*LABEL_COLUMNS, "label_meta", "human", "review")
     assert features[FRAME_INDICES].feature.dtype == "int64"
     assert features[TIMESTAMPS].feature.dtype == "float64"
     for column in (SPATIAL, TEMPORAL, SCORES):
@@ -361,7 +362,12 @@ def test_label_dataset_round_trips_through_parquet(convert: Any, tmp_path: Path)
     import datasets
     import pyarrow as pa
 
-    row = {**convert(make_row()), "label_meta": '{"sources": ["spatial", "temporal"]}'}
+    row = {
+        **convert(make_row()),
+        "label_meta": '{"sources": ["spatial", "temporal"]}',
+        "human": [],
+        "review": "{}",
+    }
     ds = datasets.Dataset.from_list([row], features=label_features())
 
     arrow = ds.data.schema
@@ -519,3 +525,16 @@ def test_label_meta_is_optional_and_must_be_a_json_object(tmp_path):
     rows = [row, {**_layout_rows(1)[1], "label_meta": '{"sources": ["spatial"]}'}]
     ds = load_label_dataset(save_label_dataset(rows, tmp_path / "meta"))
     assert ds["label_meta"] == ["{}", '{"sources": ["spatial"]}']
+
+
+def test_human_labels_are_optional_and_checked_when_present() -> None:
+    row = make_row()
+    n = len(row[SCORES])
+    assert validate_label_row({**row, "human": [], "review": "{}"}) == []
+    assert validate_label_row({**row, "human": [1.0] * n, "review": '{"verdict": "accept"}'}) == []
+    short = validate_label_row({**row, "human": [1.0] * (n - 1)})
+    assert [v.column for v in short] == ["human"] and "expected" in short[0].message
+    out_of_range = validate_label_row({**row, "human": [2.0] * n})
+    assert [v.column for v in out_of_range] == ["human"]
+    bad_review = validate_label_row({**row, "review": "not json"})
+    assert [v.column for v in bad_review] == ["review"]
