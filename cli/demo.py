@@ -116,6 +116,15 @@ def demo(
         )  # fmt: skip
         picture.save(out / "labels.png")
         console.print(f"   scores of one sample: {out / 'labels.png'}")
+        from fslabels.dataset import build_dataset
+
+        built = build_dataset(work, out / "labels-dataset", overwrite=True)
+        console.print(
+            f"   dataset: {built.directory} ({built.samples} rows, card, run config; "
+            f'datasets.load_dataset("{built.directory}", "labels"); publish it with '
+            f"framesel labels push {built.directory} --repo ORG/NAME)",
+            soft_wrap=True,
+        )
 
     _train_and_select(out, clip, models["selector"], console)
     console.print(f"Done in {time.perf_counter() - t0:.1f} s. Everything is under {out}/")

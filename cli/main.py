@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from cli import datasets as datasets_cli
 from cli import demo as demo_cli
 from cli import eval as eval_cli
 from cli import labels as labels_cli
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(video_cli.app, name="video")
 app.add_typer(model_cli.app, name="model")
 app.add_typer(labels_cli.app, name="labels")
+datasets_cli.register(labels_cli.app)
 app.add_typer(review_cli.app, name="review", help="Spot-check labels in Label Studio.")
 app.add_typer(eval_cli.app, name="eval", help="Does selection help? Downstream QA evaluation.")
 app.command("demo")(demo_cli.demo)
@@ -43,7 +45,8 @@ def _root(
 
 
 # Errors a user can act on are printed as one line; anything else keeps its traceback.
-_USER_ERRORS = (ValueError, FileNotFoundError, ImportError, PermissionError)
+# (OSError covers missing files, refused connections and failed pushes.)
+_USER_ERRORS = (ValueError, OSError, ImportError)
 
 
 def main(argv: list[str] | None = None) -> int:

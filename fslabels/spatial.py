@@ -194,16 +194,19 @@ class SpatialLabeler:
     # --- cache keys -------------------------------------------------------------------------
 
     @property
+    def prompts(self) -> dict[str, Any]:
+        """The prompt templates in use (what `prompt_hash` hashes; cards show them)."""
+        return {
+            "question": QUESTION_TEMPLATE,
+            "options": OPTIONS_TEMPLATE,
+            "instruction": self.instruction,
+            "answer_marker": ANSWER_MARKER,
+        }
+
+    @property
     def prompt_hash(self) -> str:
         """Hash of the prompt templates in use (16 hex chars of a SHA-256)."""
-        return stable_hash(
-            {
-                "question": QUESTION_TEMPLATE,
-                "options": OPTIONS_TEMPLATE,
-                "instruction": self.instruction,
-                "answer_marker": ANSWER_MARKER,
-            }
-        )
+        return stable_hash(self.prompts)
 
     def settings(self) -> dict[str, Any]:
         """Everything about this labeler that changes its outputs (for cards and cache keys)."""

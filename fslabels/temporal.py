@@ -147,8 +147,13 @@ class Captioner:
         self.temperature = temperature
 
     @property
+    def prompts(self) -> dict[str, Any]:
+        """The prompt templates in use (what `prompt_hash` hashes; cards show them)."""
+        return {"caption_prompt": self.prompt}
+
+    @property
     def prompt_hash(self) -> str:
-        return stable_hash({"caption_prompt": self.prompt})
+        return stable_hash(self.prompts)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -464,18 +469,21 @@ class TemporalLabeler:
         )
 
     @property
+    def prompts(self) -> dict[str, Any]:
+        """The prompt templates in use (what `prompt_hash` hashes; cards show them)."""
+        return {
+            "intro": SELECTION_INTRO,
+            "line": CAPTION_LINE,
+            "instruction": SELECTION_INSTRUCTION,
+            "repair": REPAIR_INSTRUCTION,
+            "missing": MISSING_CAPTION,
+            "question": format_question("{question}", ["{options}"]),
+            "schema": FRAMES_SCHEMA if self.structured_output else None,
+        }
+
+    @property
     def prompt_hash(self) -> str:
-        return stable_hash(
-            {
-                "intro": SELECTION_INTRO,
-                "line": CAPTION_LINE,
-                "instruction": SELECTION_INSTRUCTION,
-                "repair": REPAIR_INSTRUCTION,
-                "missing": MISSING_CAPTION,
-                "question": format_question("{question}", ["{options}"]),
-                "schema": FRAMES_SCHEMA if self.structured_output else None,
-            }
-        )
+        return stable_hash(self.prompts)
 
     def settings(self) -> dict[str, Any]:
         return {

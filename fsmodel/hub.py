@@ -19,11 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub_cards.release import TagExistsError
+
 __all__ = ["PushResult", "TagExistsError", "push_selector"]
-
-
-class TagExistsError(ValueError):
-    """The release tag already exists in the repo (releases are immutable)."""
 
 
 @dataclass
@@ -78,13 +76,13 @@ def push_selector(
         >>> push_selector("runs/s2/final", "org/selector", tag="v1", private=True).commit
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
     from transformers import AutoModel, AutoProcessor
 
     import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
     from fsmodel.modeling_frame_selector import FrameSelectorModel
     from fsmodel.training.recipe import TRAINING_RECORD, read_training_record
     from hub_cards import check_public, render_model_card
+    from hub_cards.release import create_release_tag, refuse_existing_tag
 
     source = Path(model_dir)
     if not source.is_dir():
@@ -101,7 +99,7 @@ def push_selector(
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     repo_id = repo_url.repo_id
     if tag is not None:
-        _refuse_existing_tag(api, repo_id, tag)
+        refuse_existing_tag(api, repo_id, tag, repo_type="model")
 
     record = read_training_record(source)
     card = render_model_card(record, model.config, repo_id, revision=tag, license=license)
@@ -126,24 +124,5 @@ def push_selector(
         )
     commit_id = commit.oid
     if tag is not None:
-        try:
-            api.create_tag(repo_id, tag=tag, revision=commit_id, tag_message=message)
-        except HfHubHTTPError as err:
-            # Lost a race with another push of the same tag after the check above.
-            if getattr(err.response, "status_code", None) == 409:
-                raise TagExistsError(
-                    f"{repo_id} already has a tag {tag!r} (created while this push ran); the "
-                    f"upload is commit {commit_id}, untagged"
-                ) from err
-            raise
+        create_release_tag(api, repo_id, tag, commit_id, repo_type="model")
     return PushResult(repo_id=repo_id, commit=commit_id, tag=tag, url=str(repo_url), files=files)
-
-
-def _refuse_existing_tag(api, repo_id: str, tag: str) -> None:
-    refs = api.list_repo_refs(repo_id, repo_type="model")
-    for existing in refs.tags:
-        if existing.name == tag:
-            raise TagExistsError(
-                f"{repo_id} already has a tag {tag!r} (commit {existing.target_commit[:12]}); "
-                "release tags are never moved: push with a new tag (e.g. the next vN)"
-            )

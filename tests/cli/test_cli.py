@@ -85,6 +85,12 @@ def test_demo_writes_everything(tmp_path, capsys):
     assert len(rows) == 2 and len(captions) == 1
     check_label_rows(rows, num_candidates=32)
     assert Image.open(out / "labels.png").size[1] > 300
+    # ... built into a dataset that datasets loads, and the demo says where it is
+    import datasets
+
+    built = datasets.load_dataset(str(out / "labels-dataset"), "labels", split="train")
+    assert sorted(built["sample_id"]) == sorted(r["sample_id"] for r in rows)
+    assert str(out / "labels-dataset") in " ".join(printed.split())
     # The demo's video really shows its frames' indices.
     from fsmodel.video import sample_candidates
 
