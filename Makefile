@@ -11,7 +11,7 @@ LMMS_VENV ?= .venv-lmms
 export FRAMESEL_LABEL_STUDIO ?= $(abspath $(LS_VENV))/bin/label-studio
 export FRAMESEL_LMMS_PYTHON ?= $(abspath $(LMMS_VENV))/bin/python
 
-.PHONY: setup setup-vllm setup-labelstudio setup-lmms demo test lint format bench clean
+.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms demo test lint format bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,13 +22,16 @@ setup-vllm:          ## the vLLM (CPU) venv for tests/fslabels/test_vllm.py (≈
 setup-labelstudio:   ## the Label Studio server venv for the review tests (≈ 1 GB)
 	@FRAMESEL_LS_VENV=$(LS_VENV) bash scripts/setup_labelstudio.sh
 
+setup-chromium:      ## Debian's chromium, for the headless check that a review task renders
+	@bash scripts/setup_chromium.sh
+
 setup-lmms:          ## the lmms-eval venv for the plugin test (≈ 2.4 GB)
 	@FRAMESEL_LMMS_VENV=$(LMMS_VENV) bash scripts/setup_lmms.sh
 
 demo: setup          ## offline demo on the embedded defaults
 	$(VENV)/bin/framesel demo --out demo-output
 
-test: setup setup-vllm setup-labelstudio setup-lmms  ## lint + the whole test suite, vLLM tests included (what CI runs)
+test: setup setup-vllm setup-labelstudio setup-chromium setup-lmms  ## lint + the whole test suite, vLLM tests included (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes: 0 success, 1 bad input or a failed step, 2 bad usage, 130 interrupted.
     """
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns a command's `typer.Exit(code)` as the value.
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except (KeyboardInterrupt, typer.Abort):
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
         Console(stderr=True).print(f"[bold red]Error:[/] {err}", highlight=False)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
