@@ -45,6 +45,23 @@ def run(
         bool, typer.Option("--retry-failed", help="Recompute stored failures too.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per stage.")] = True,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process. ray: Ray Data stages across a cluster (same results; "
+            "needs pip install 'framesel\\[ray]')."  # \\[: literal in rich markup
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="--engine ray: the cluster (auto, HOST:PORT of the head, ray://HOST:10001); "
+            "default: the one `ray start` started here, else a new local Ray instance."
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option(min=1, help="--engine ray: actors per backend pool (model copies).")
+    ] = 1,
     as_json: AsJson = False,
 ) -> None:
     """Label every (video, question) of MANIFEST; committed work is never redone."""
@@ -53,9 +70,18 @@ def run(
     from fslabels.config import LabelRunConfig
     from fslabels.run import run_labels
 
+    if engine == "local" and (address is not None or actors != 1):
+        raise ValueError("--address and --actors are options of --engine ray")
     run_config = LabelRunConfig.load(config, overrides or ())
     summary = run_labels(
-        run_config, manifest, videos, work, progress=progress, retry_failed=retry_failed
+        run_config,
+        manifest,
+        videos,
+        work,
+        progress=progress,
+        retry_failed=retry_failed,
+        engine=engine,
+        engine_options=None if engine == "local" else {"address": address, "actors": actors},
     )
     if as_json:
         typer.echo(json.dumps(summary.to_dict()))

@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(err, "exit_code", 2)
     except _USER_ERRORS as err:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]Error:[/] {err}", highlight=False)
+        # escape: messages such as "pip install 'framesel[ray]'" must not lose their brackets.
+        Console(stderr=True).print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False)
         return 1
     return code if isinstance(code, int) else 0
 

@@ -37,10 +37,13 @@ failed source and its error (``failed``) and the filled frame positions (``fille
 in which some frame has a score from neither source has no row: it is a failure of the fused
 stage, reported with both sources' errors.
 
-The per-video and per-batch functions (`decode_video`, `caption_video`, `spatial_batch`,
-`temporal_batch`, `fuse_sample`) take a `LabelContext` and return `Record`\\ s, so a distributed
-engine (Ray Data stages) can run them elsewhere and write the same records under the same
-fingerprints.
+**Engines.** The per-unit functions (`decode_video`, `caption_video`, `spatial_batch`,
+`temporal_batch`, `fuse_sample`) take a `LabelContext` and return `Record`\\ s; `VideoWork`
+plans one video's work from the store and runs them as `Step`\\ s without touching the store.
+The local engine (``engine="local"``, this module) runs each video's steps in this process and
+commits each step as it finishes; the Ray engine (``engine="ray"``, `fslabels.ray_engine`) runs
+the same steps as Ray Data stages on a cluster and commits them on the driver. Same decisions,
+same batches, same records under the same fingerprints.
 
 Example:
     >>> config = LabelRunConfig.load("labels.yaml")  # doctest: +SKIP
@@ -51,9 +54,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,11 +68,19 @@ from fslabels._hashing import stable_hash
 from fslabels.backends import Backend, ChatResponse, get_backend
 from fslabels.config import LabelRunConfig, StageConfig
 from fslabels.manifest import LabelItem, group_by_video, read_manifest
-from fslabels.spatial import SpatialLabeler
+from fslabels.spatial import FrameFailure, SpatialLabeler, SpatialResult
 from fslabels.store import STAGES, Record, RunStore
-from fslabels.temporal import CAPTION_PROMPT, Captioner, TemporalJob, TemporalLabeler
+from fslabels.temporal import (
+    CAPTION_PROMPT,
+    Captioner,
+    CaptionResult,
+    TemporalJob,
+    TemporalLabeler,
+    TemporalResult,
+)
 
 __all__ = [
+    "ENGINES",
     "FUSION_RULE",
     "BackendLoadError",
     "Fingerprints",
@@ -77,6 +89,8 @@ __all__ = [
     "SampleView",
     "SpatialJob",
     "StageStats",
+    "Step",
+    "VideoWork",
     "caption_video",
     "decode_video",
     "export_rows",
@@ -92,6 +106,8 @@ __all__ = [
 FUSION_RULE = "fill-failed-with-zeros/v1"
 FILL_VALUE = 0.0
 MODEL_STAGES = ("captions", "spatial", "temporal")
+
+logger = logging.getLogger(__name__)
 
 
 class BackendLoadError(ValueError):
@@ -208,14 +224,22 @@ class LabelContext:
             "fusion": {"weights": list(self.config.fusion.weights), "rule": FUSION_RULE},
         }
 
-    def load(self) -> None:
-        """Load every stage's backend now, so a missing model or API key stops a run before
-        any work rather than midway.
+    def backend_groups(self) -> list[tuple[str, ...]]:
+        """The model stages grouped by the backend instance they share, in stage order (the
+        Ray engine runs one actor pool per group)."""
+        groups: dict[int, list[str]] = {}
+        for stage in MODEL_STAGES:
+            groups.setdefault(id(self.backends[stage]), []).append(stage)
+        return [tuple(stages) for stages in groups.values()]
+
+    def load(self, stages: Sequence[str] = MODEL_STAGES) -> None:
+        """Load the stages' backends now (default: every stage's), so a missing model or API
+        key stops a run before any work rather than midway.
 
         Raises:
             BackendLoadError: naming the stage, backend and model, with the cause.
         """
-        for stage in MODEL_STAGES:
+        for stage in stages:
             backend = self.backends[stage]
             try:
                 backend.load()
@@ -326,12 +350,26 @@ def caption_video(ctx: LabelContext, video: str, frames: Sequence[Any]) -> Recor
     for first in range(0, len(requests), size):
         responses += captioner.backend.generate(requests[first : first + size])
     result = captioner.parse(responses)
+    return _captions_record(
+        ctx, video, result, responses, len(requests), time.perf_counter() - start
+    )
+
+
+def _captions_record(
+    ctx: LabelContext,
+    video: str,
+    result: CaptionResult,
+    responses: Sequence[ChatResponse],
+    requests: int,
+    seconds: float,
+) -> Record:
     failures = [f._asdict() for f in result.failures]
     payload: dict[str, Any] = {"captions": result.captions, "failures": failures}
     if ctx.config.keep_logprobs:
         payload["replies"] = [_reply(r, True) for r in responses]
+    n = len(result.captions)
     error = (
-        f"{len(failures)} of {len(frames)} captions failed; first: frame "
+        f"{len(failures)} of {n} captions failed; first: frame "
         f"{failures[0]['position']}: {failures[0]['error']}"
         if failures
         else None
@@ -343,11 +381,11 @@ def caption_video(ctx: LabelContext, video: str, frames: Sequence[Any]) -> Recor
         "failed" if failures else "done",
         payload,
         error=error,
-        requests=len(requests),
+        requests=requests,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         cost=_cost(ctx, "captions", result.cost, result.prompt_tokens, result.completion_tokens),
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
 
 
@@ -381,42 +419,50 @@ def spatial_batch(
         else {}
     )
     n = len(frames)
-    keep = ctx.config.keep_logprobs
     records, first = [], 0
     for job in jobs:
         last = first + len(job.positions)
         mine = responses[first:last]
         mine_forced = {i - first: forced[i] for i in range(first, last) if i in forced}
         result = labeler.parse(mine, mine_forced)
-        payload = _spatial_payload(job, n, result, mine, mine_forced, keep)
-        failures = payload["failures"]
-        error = (
-            f"{len(failures)} of {n} frames have no spatial score; first: frame "
-            f"{failures[0]['position']}: {failures[0]['error']}"
-            if failures
-            else None
-        )
-        records.append(
-            Record(
-                "spatial",
-                job.sample_id,
-                ctx.fingerprints.spatial,
-                "failed" if failures else "done",
-                payload,
-                error=error,
-                requests=len(mine) + len(mine_forced),
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                cost=_cost(
-                    ctx, "spatial", result.cost, result.prompt_tokens, result.completion_tokens
-                ),
-            )
-        )
+        records.append(_spatial_record(ctx, job, n, result, mine, mine_forced))
         first = last
     seconds = (time.perf_counter() - start) / max(1, len(records))
     for record in records:
         record.seconds = seconds
     return records
+
+
+def _spatial_record(
+    ctx: LabelContext,
+    job: SpatialJob,
+    n: int,
+    result: SpatialResult,
+    responses: Sequence[ChatResponse],
+    forced: Mapping[int, ChatResponse],
+    requests: int | None = None,
+) -> Record:
+    """One job's record (``requests``: sent for it, default one per response)."""
+    payload = _spatial_payload(job, n, result, responses, forced, ctx.config.keep_logprobs)
+    failures = payload["failures"]
+    error = (
+        f"{len(failures)} of {n} frames have no spatial score; first: frame "
+        f"{failures[0]['position']}: {failures[0]['error']}"
+        if failures
+        else None
+    )
+    return Record(
+        "spatial",
+        job.sample_id,
+        ctx.fingerprints.spatial,
+        "failed" if failures else "done",
+        payload,
+        error=error,
+        requests=len(responses) + len(forced) if requests is None else requests,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cost=_cost(ctx, "spatial", result.cost, result.prompt_tokens, result.completion_tokens),
+    )
 
 
 def _spatial_payload(
@@ -482,36 +528,38 @@ def temporal_batch(
     results = ctx.temporal.label_batch(jobs)
     seconds = (time.perf_counter() - start) / max(1, len(items))
     read = captions_hash(captions, timestamps)
-    records = []
-    for item, result in zip(items, results, strict=True):
-        payload = {
-            "frames": result.frames,
-            "scores": result.scores.tolist(),
-            "raw": result.raw,
-            "replies": result.replies,
-            "attempts": result.attempts,
-            "notes": result.notes,
-            "error": result.error,
-            "captions_hash": read,
-        }
-        records.append(
-            Record(
-                "temporal",
-                item.sample_id,
-                ctx.fingerprints.temporal,
-                "done" if result.ok else "failed",
-                payload,
-                error=result.error,
-                requests=result.attempts,
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                cost=_cost(
-                    ctx, "temporal", result.cost, result.prompt_tokens, result.completion_tokens
-                ),
-                seconds=seconds,
-            )
-        )
-    return records
+    return [
+        _temporal_record(ctx, item, result, read, seconds)
+        for item, result in zip(items, results, strict=True)
+    ]
+
+
+def _temporal_record(
+    ctx: LabelContext, item: LabelItem, result: TemporalResult, read: str, seconds: float
+) -> Record:
+    payload = {
+        "frames": result.frames,
+        "scores": result.scores.tolist(),
+        "raw": result.raw,
+        "replies": result.replies,
+        "attempts": result.attempts,
+        "notes": result.notes,
+        "error": result.error,
+        "captions_hash": read,
+    }
+    return Record(
+        "temporal",
+        item.sample_id,
+        ctx.fingerprints.temporal,
+        "done" if result.ok else "failed",
+        payload,
+        error=result.error,
+        requests=result.attempts,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cost=_cost(ctx, "temporal", result.cost, result.prompt_tokens, result.completion_tokens),
+        seconds=seconds,
+    )
 
 
 def _scores(payload: Mapping[str, Any] | None, n: int) -> np.ndarray:
@@ -609,6 +657,340 @@ def _json_text(value: Any) -> str:
     return to_json(value)
 
 
+# --- one video's work: planned from the store, done by either engine -------------------------
+
+
+@dataclass
+class Step:
+    """Finished work of one stage of one video: the records to commit and their accounting.
+
+    Attributes:
+        stage: one of ``STAGES``.
+        records: the records to write (empty when nothing was computed).
+        seconds: wall time spent.
+        cached: units found finished in the store (not recomputed).
+        progress: progress-bar units this step accounts for (frames, questions ...).
+    """
+
+    stage: str
+    records: list[Record] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: int = 0
+    progress: int = 0
+
+
+def _todo(record: Record | None, retry: bool) -> bool:
+    """Whether a unit is to be computed: never stored, or a stored failure being retried."""
+    return record is None or (not record.ok and retry)
+
+
+def _error_text(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+@dataclass
+class VideoWork:
+    """One video's questions and what the store holds for them: the unit both engines schedule.
+
+    `plan` reads the store once; the steps (`decode`, `caption`, `spatial_steps`,
+    `temporal_steps`, `fuse`, or all of them with `steps`) compute what is missing with the
+    per-unit functions above, update this object's records and return `Step`\\ s, never touching
+    the store: the local engine commits each step as it comes, the Ray engine runs the steps on
+    its workers (a `VideoWork` pickles) and commits them on the driver. Both make the same
+    decisions (what is cached, what is retried, how requests are batched), so both write the
+    same records.
+
+    Args:
+        video: the video's path in the manifest (the store key of its per-video stages).
+        path: where to read it.
+        items: its questions, in manifest order.
+        retry: recompute stored failures.
+        candidates, captions: the stored per-video records (or None).
+        spatial, temporal, fused: the stored per-sample records, by sample id.
+    """
+
+    video: str
+    path: str
+    items: list[LabelItem]
+    retry: bool = False
+    candidates: Record | None = None
+    captions: Record | None = None
+    spatial: dict[str, Record] = field(default_factory=dict)
+    temporal: dict[str, Record] = field(default_factory=dict)
+    fused: dict[str, Record] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def plan(
+        cls,
+        store: RunStore,
+        fingerprints: Fingerprints,
+        video: str,
+        items: Sequence[LabelItem],
+        videos_root: str | os.PathLike[str],
+        retry: bool = False,
+    ) -> VideoWork:
+        """The video's work as the store has it now."""
+        ids = [item.sample_id for item in items]
+        fp = fingerprints
+        return cls(
+            video=video,
+            path=str(Path(videos_root) / video),
+            items=list(items),
+            retry=retry,
+            candidates=store.get("candidates", video, fp.candidates),
+            captions=store.get("captions", video, fp.captions),
+            spatial=store.get_many("spatial", ids, fp.spatial),
+            temporal=store.get_many("temporal", ids, fp.temporal),
+            fused=store.get_many("fused", ids, fp.fused),
+        )
+
+    # --- what is to do -------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        """The stored candidates payload, or None while the video is unsampled or failed."""
+        record = self.candidates
+        return record.payload if record is not None and record.ok else None
+
+    def captions_todo(self) -> bool:
+        return _todo(self.captions, self.retry)
+
+    def spatial_todo(self) -> list[LabelItem]:
+        return [item for item in self.items if _todo(self.spatial.get(item.sample_id), self.retry)]
+
+    def temporal_todo(self) -> list[LabelItem]:
+        """Questions without a temporal label, or whose label read other captions than the
+        stored ones (retried since); needs the captions."""
+        assert self.meta is not None and self.captions is not None
+        read = captions_hash(self.captions.payload["captions"], self.meta["timestamps"])
+        return [
+            item
+            for item in self.items
+            if _todo(self.temporal.get(item.sample_id), self.retry)
+            or self.temporal[item.sample_id].payload.get("captions_hash") != read
+        ]
+
+    def needs_frames(self) -> bool:
+        """Whether a model stage will read the decoded frames."""
+        return self.captions_todo() or bool(self.spatial_todo())
+
+    def needs_decode(self) -> bool:
+        """The video is decoded when it has no record yet (or a failed one, retried) or a
+        later stage needs its frames."""
+        record = self.candidates
+        return _todo(record, self.retry) or (record.ok and self.needs_frames())
+
+    # --- the steps -----------------------------------------------------------------------
+
+    def steps(
+        self, ctx: LabelContext, isolate: bool = False, lost: str | None = None
+    ) -> Iterator[Step]:
+        """Every stage of the video, in order (the local engine's loop body).
+
+        Args:
+            ctx: the run's context.
+            isolate: an exception raised while computing a unit is recorded as that unit's
+                failure and the video goes on (else it propagates).
+            lost: record every unit still to do as failed with this error, computing nothing
+                (work that a distributed engine lost for good).
+        """
+        frames, step = self.decode(ctx, isolate, lost)
+        yield step
+        if self.meta is None:  # a bad video: recorded once against it; its samples get none
+            yield from self.blocked(ctx)
+            return
+        yield self.caption(ctx, frames, isolate, lost)
+        yield from self.spatial_steps(ctx, frames, isolate, lost)
+        yield from self.temporal_steps(ctx, isolate, lost)
+        yield self.fuse(ctx)
+
+    def _attempt(self, compute: Any, fail: Any, isolate: bool, lost: str | None, what: str) -> Any:
+        """``compute()``, or ``fail(error)`` when the work is lost or (``isolate``) raised."""
+        if lost is not None:
+            return fail(lost)
+        try:
+            return compute()
+        except Exception as err:
+            if not isolate:
+                raise
+            logger.exception("%s of video %s failed", what, self.video)
+            return fail(f"{what} raised {_error_text(err)}")
+
+    def decode(
+        self, ctx: LabelContext, isolate: bool = False, lost: str | None = None
+    ) -> tuple[Any, Step]:
+        """``(frames or None, the candidates step)``: decoded only when `needs_decode`."""
+        if not self.needs_decode() or (lost is not None and self.meta is not None):
+            return None, Step("candidates", cached=1, progress=1)
+        start = time.perf_counter()
+
+        def fail(error: str) -> tuple[None, Record]:
+            payload = {"path": self.path}
+            return None, Record(
+                "candidates", self.video, ctx.fingerprints.candidates, "failed", payload, error
+            )
+
+        candidates, fresh = self._attempt(
+            lambda: decode_video(ctx, self.video, self.path), fail, isolate, lost, "decoding"
+        )
+        seconds = time.perf_counter() - start
+        if candidates is None or self.meta is None:
+            fresh.seconds = fresh.seconds or seconds
+            self.candidates = fresh
+            return (None if candidates is None else candidates.frames), Step(
+                "candidates", [fresh], seconds, progress=1
+            )
+        # stored already; decoded again for its frames
+        return candidates.frames, Step("candidates", [], seconds, cached=1, progress=1)
+
+    def blocked(self, ctx: LabelContext) -> list[Step]:
+        """Progress of the stages that the samples of a failed video never reach."""
+        n, k = ctx.config.num_candidates, len(self.items)
+        return [
+            Step("captions", progress=n),
+            Step("spatial", progress=n * k),
+            Step("temporal", progress=k),
+            Step("fused", progress=k),
+        ]
+
+    def caption(
+        self, ctx: LabelContext, frames: Any, isolate: bool = False, lost: str | None = None
+    ) -> Step:
+        """The video's captions, unless stored."""
+        n = ctx.config.num_candidates
+        if not self.captions_todo():
+            return Step("captions", cached=1, progress=n)
+        start = time.perf_counter()
+
+        def fail(error: str) -> Record:
+            result = CaptionResult([""] * n, [FrameFailure(i, error, "") for i in range(n)])
+            return _captions_record(ctx, self.video, result, [], 0, 0.0)
+
+        record = self._attempt(
+            lambda: caption_video(ctx, self.video, frames), fail, isolate, lost, "captioning"
+        )
+        self.captions = record
+        return Step("captions", [record], time.perf_counter() - start, progress=n)
+
+    def spatial_steps(
+        self, ctx: LabelContext, frames: Any, isolate: bool = False, lost: str | None = None
+    ) -> Iterator[Step]:
+        """Spatial labels of the video's questions, several questions per backend call (a
+        question's frames are never split); one step per call."""
+        n = ctx.config.num_candidates
+        todo = self.spatial_todo()
+        cached = len(self.items) - len(todo)
+        yield Step("spatial", cached=cached, progress=n * cached)
+        jobs = []
+        for item in todo:
+            previous = self.spatial.get(item.sample_id)
+            positions = list(range(n))
+            if previous is not None:  # a retry: only the frames that failed
+                failed = sorted({f["position"] for f in previous.payload["failures"]})
+                positions = failed or positions
+            jobs.append(
+                SpatialJob(
+                    item.sample_id,
+                    item.question,
+                    item.options,
+                    positions,
+                    previous.payload if previous is not None else None,
+                )
+            )
+        for group in _batches([len(j.positions) for j in jobs], ctx.config.spatial.batch_size):
+            batch = [jobs[i] for i in group]
+            start = time.perf_counter()
+
+            def fail(error: str, batch: list[SpatialJob] = batch) -> list[Record]:
+                return [_failed_spatial(ctx, job, n, error) for job in batch]
+
+            records = self._attempt(
+                lambda batch=batch: spatial_batch(ctx, frames, batch),
+                fail,
+                isolate,
+                lost,
+                "spatial labelling",
+            )
+            for record in records:
+                self.spatial[record.item] = record
+                self.changed.add(record.item)
+            yield Step("spatial", records, time.perf_counter() - start, progress=n * len(group))
+
+    def temporal_steps(
+        self, ctx: LabelContext, isolate: bool = False, lost: str | None = None
+    ) -> Iterator[Step]:
+        """Temporal labels from the video's captions, several questions per call; a stored
+        label that read other captions (retried since) is stale and redone."""
+        assert self.meta is not None and self.captions is not None
+        n = ctx.config.num_candidates
+        captions, timestamps = self.captions.payload["captions"], self.meta["timestamps"]
+        read = captions_hash(captions, timestamps)
+        todo = self.temporal_todo()
+        cached = len(self.items) - len(todo)
+        yield Step("temporal", cached=cached, progress=cached)
+        for group in _batches([1] * len(todo), ctx.config.temporal.batch_size):
+            batch = [todo[i] for i in group]
+            start = time.perf_counter()
+
+            def fail(error: str, batch: list[LabelItem] = batch) -> list[Record]:
+                return [
+                    _temporal_record(
+                        ctx,
+                        item,
+                        TemporalResult(np.full(n, np.nan), [], "", error=error),
+                        read,
+                        0.0,
+                    )
+                    for item in batch
+                ]
+
+            records = self._attempt(
+                lambda batch=batch: temporal_batch(ctx, batch, captions, timestamps),
+                fail,
+                isolate,
+                lost,
+                "temporal labelling",
+            )
+            for record in records:
+                self.temporal[record.item] = record
+                self.changed.add(record.item)
+            yield Step("temporal", records, time.perf_counter() - start, progress=len(group))
+
+    def fuse(self, ctx: LabelContext) -> Step:
+        """Fused rows whenever missing, failed (cheap to redo) or an input changed now."""
+        assert self.meta is not None
+        start = time.perf_counter()
+        rows, cached = [], 0
+        for item in self.items:
+            current = self.fused.get(item.sample_id)
+            if current is not None and current.ok and item.sample_id not in self.changed:
+                cached += 1
+                continue
+            rows.append(
+                fuse_sample(
+                    ctx,
+                    item,
+                    self.meta,
+                    self.spatial.get(item.sample_id),
+                    self.temporal.get(item.sample_id),
+                )
+            )
+        for row in rows:
+            self.fused[row.item] = row
+        seconds = time.perf_counter() - start if rows else 0.0
+        return Step("fused", rows, seconds, cached=cached, progress=len(self.items))
+
+
+def _failed_spatial(ctx: LabelContext, job: SpatialJob, n: int, error: str) -> Record:
+    """A spatial record in which every frame of the job failed with ``error``."""
+    k = len(job.positions)
+    result = SpatialResult(
+        np.full(k, np.nan), [""] * k, [FrameFailure(i, error, "") for i in range(k)]
+    )
+    return _spatial_record(ctx, job, n, result, [ChatResponse.failed(error)] * k, {}, requests=0)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -661,6 +1043,7 @@ class RunSummary:
             "samples" (sample ids it affects), "error"}`` (a source that failed for a sample
             that still has a row from the other source is listed too).
         fingerprints: the stage fingerprints.
+        engine: the engine's name and what it reports (the Ray engine: pools, timings).
     """
 
     workdir: str
@@ -672,6 +1055,7 @@ class RunSummary:
     wall_seconds: float
     failures: list[dict[str, Any]] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "local"})
 
     @property
     def prompt_tokens(self) -> int:
@@ -782,178 +1166,136 @@ def _batches(sizes: Sequence[int], limit: int) -> list[list[int]]:
 
 
 class _Run:
-    """The state of one `run_labels` invocation."""
+    """The accounting of one invocation, the same for every engine: commits steps to the store,
+    sums the stage statistics and advances the progress bars."""
+
+    def __init__(self, store: RunStore, bars: _Bars) -> None:
+        self.store = store
+        self.bars = bars
+        self.stats = {stage: StageStats() for stage in STAGES}
+        self.commit_seconds = 0.0
+
+    def _put(self, records: list[Record]) -> None:
+        if records:
+            start = time.perf_counter()
+            self.store.put(records)
+            self.commit_seconds += time.perf_counter() - start
+
+    def apply(self, steps: Iterable[Step], together: bool = False) -> None:
+        """Commit the steps' records, each step in its own transaction as it comes (or all of
+        them in one with ``together``), and account for them."""
+        if together:
+            steps = list(steps)
+            self._put([record for step in steps for record in step.records])
+        for step in steps:
+            if not together:
+                self._put(step.records)
+            stats = self.stats[step.stage]
+            stats.add(step.records)
+            stats.seconds += step.seconds
+            stats.cached += step.cached
+            self.bars.advance(step.stage, step.progress)
+
+
+class _Session:
+    """What every engine does around the work of a run: check the inputs, open and lock the
+    store, record the manifest and config, plan each video's work, and sum up at the end.
+
+    Raises (when built): see `run_labels`.
+    """
 
     def __init__(
         self,
-        ctx: LabelContext,
-        store: RunStore,
-        videos_root: Path,
-        retry_failed: bool,
-        bars: _Bars,
+        config: LabelRunConfig | Mapping[str, Any],
+        manifest_or_items: str | os.PathLike[str] | Iterable[LabelItem],
+        videos_root: str | os.PathLike[str],
+        workdir: str | os.PathLike[str],
+        backends: Mapping[str, Backend] | None = None,
     ) -> None:
-        self.ctx = ctx
-        self.store = store
-        self.videos_root = videos_root
-        self.retry = retry_failed
-        self.bars = bars
-        self.fp = ctx.fingerprints
-        self.stats = {stage: StageStats() for stage in STAGES}
+        self.started = time.perf_counter()
+        if isinstance(config, Mapping):
+            config = LabelRunConfig.from_dict(config)
+        if not isinstance(config, LabelRunConfig):
+            raise TypeError(f"config must be a LabelRunConfig, got {type(config).__name__}")
+        self.config = config
+        self.items = _as_items(manifest_or_items)
+        if not self.items:
+            raise ValueError("nothing to label: the manifest has no items")
+        self.root = Path(videos_root).resolve()
+        self.workdir = workdir
+        self.groups = group_by_video(self.items)
+        self.ctx = LabelContext(config, backends)
+        self.store = RunStore(workdir)
+        self.run_id: int | None = None
 
-    def _todo(self, record: Record | None) -> bool:
-        return record is None or (not record.ok and self.retry)
+    def __enter__(self) -> _Session:
+        return self
 
-    def _put(self, stage: str, records: list[Record], seconds: float) -> None:
-        self.store.put(records)
-        self.stats[stage].add(records)
-        self.stats[stage].seconds += seconds
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+        self.ctx.close()
 
-    def label_video(self, video: str, items: list[LabelItem]) -> None:
-        """Every stage for one video's questions; each batch is committed when it finishes."""
-        n = self.ctx.config.num_candidates
-        ids = [item.sample_id for item in items]
-        store, fp = self.store, self.fp
-        spatial = store.get_many("spatial", ids, fp.spatial)
-        captions_record = store.get("captions", video, fp.captions)
-        spatial_todo = [item for item in items if self._todo(spatial.get(item.sample_id))]
-        captions_todo = self._todo(captions_record)
+    def prepare(self, retry: bool) -> bool:
+        """Become the store's writer and record the manifest and config; returns whether any
+        model stage has work (a fully resumed run loads no model)."""
+        store, ctx = self.store, self.ctx
+        store.lock()
+        store.set_items(self.items)
+        store.set_meta(
+            {
+                "config": self.config.to_dict(),
+                "config_yaml": self.config.to_yaml(),
+                "videos_root": str(self.root),
+                "fingerprints": ctx.fingerprints.as_dict(),
+                "settings": ctx.settings(),
+            }
+        )
+        return _has_work(store, ctx.fingerprints, self.groups, retry)
 
-        meta, frames = self._candidates(video, need_frames=bool(spatial_todo) or captions_todo)
-        self.bars.advance("candidates", 1)
-        if meta is None:  # a bad video: recorded once against it; its samples get no labels
-            for stage, amount in (("captions", n), ("spatial", n * len(items))):
-                self.bars.advance(stage, amount)
-            for stage in ("temporal", "fused"):
-                self.bars.advance(stage, len(items))
-            return
+    def begin_run(self) -> None:
+        self.run_id = self.store.begin_run(self.config.to_yaml())
 
-        if captions_todo:
-            start = time.perf_counter()
-            captions_record = caption_video(self.ctx, video, frames)
-            self._put("captions", [captions_record], time.perf_counter() - start)
-        else:
-            self.stats["captions"].cached += 1
-        self.bars.advance("captions", n)
+    def totals(self) -> dict[str, int]:
+        """Progress-bar totals per stage."""
+        n, videos, items = self.config.num_candidates, len(self.groups), len(self.items)
+        return {
+            "candidates": videos,
+            "captions": n * videos,
+            "spatial": n * items,
+            "temporal": items,
+            "fused": items,
+        }
 
-        changed = self._spatial(items, spatial, spatial_todo, frames)
-        temporal = store.get_many("temporal", ids, fp.temporal)
-        changed |= self._temporal(items, temporal, captions_record.payload["captions"], meta)
-        self._fuse(items, meta, spatial, temporal, changed)
+    def plans(self, retry: bool) -> Iterator[VideoWork]:
+        """Each video's work, planned from the store when it is asked for."""
+        for video, group in self.groups.items():
+            yield VideoWork.plan(self.store, self.ctx.fingerprints, video, group, self.root, retry)
 
-    def _candidates(self, video: str, need_frames: bool) -> tuple[dict[str, Any] | None, Any]:
-        """``(stored candidates payload or None if the video failed, frames or None)``; the
-        video is decoded only when it has no record yet or a later stage needs its frames."""
-        record = self.store.get("candidates", video, self.fp.candidates)
-        if not self._todo(record) and not (record.ok and need_frames):
-            self.stats["candidates"].cached += 1
-            return (record.payload if record.ok else None), None
-        start = time.perf_counter()
-        candidates, fresh = decode_video(self.ctx, video, self.videos_root / video)
-        if candidates is None or record is None or not record.ok:
-            self._put("candidates", [fresh], time.perf_counter() - start)
-            record = fresh
-        else:  # stored already; decoded again for its frames
-            self.stats["candidates"].seconds += time.perf_counter() - start
-            self.stats["candidates"].cached += 1
-        if not record.ok:
-            return None, None
-        return record.payload, candidates.frames
+    def finish(
+        self, stats: dict[str, StageStats], engine: dict[str, Any] | None = None
+    ) -> RunSummary:
+        """The summary of this invocation, recorded as its run's."""
+        fingerprints = self.ctx.fingerprints.as_dict()
+        state = _state(self.store, fingerprints, self.items)
+        summary = RunSummary(
+            workdir=str(self.workdir),
+            items=len(self.items),
+            videos=len(self.groups),
+            done=state["done"],
+            failed=len(self.items) - state["done"],
+            stages=stats,
+            wall_seconds=time.perf_counter() - self.started,
+            failures=state["failures"],
+            fingerprints=fingerprints,
+            engine=dict(engine or {"name": "local"}),
+        )
+        if self.run_id is not None:
+            self.store.finish_run(self.run_id, summary.to_dict())
+        return summary
 
-    def _spatial(
-        self,
-        items: list[LabelItem],
-        spatial: dict[str, Record],
-        todo: list[LabelItem],
-        frames: Any,
-    ) -> set[str]:
-        """Spatial labels of the video's questions, batched together; returns the samples
-        labelled now."""
-        n = self.ctx.config.num_candidates
-        self.stats["spatial"].cached += len(items) - len(todo)
-        self.bars.advance("spatial", n * (len(items) - len(todo)))
-        jobs = []
-        for item in todo:
-            previous = spatial.get(item.sample_id)
-            positions = list(range(n))
-            if previous is not None:  # a retry: only the frames that failed
-                failed = sorted({f["position"] for f in previous.payload["failures"]})
-                positions = failed or positions
-            jobs.append(
-                SpatialJob(
-                    item.sample_id,
-                    item.question,
-                    item.options,
-                    positions,
-                    previous.payload if previous is not None else None,
-                )
-            )
-        changed = set()
-        limit = self.ctx.config.spatial.batch_size
-        for group in _batches([len(j.positions) for j in jobs], limit):
-            start = time.perf_counter()
-            records = spatial_batch(self.ctx, frames, [jobs[i] for i in group])
-            self._put("spatial", records, time.perf_counter() - start)
-            for record in records:
-                spatial[record.item] = record
-                changed.add(record.item)
-            self.bars.advance("spatial", n * len(group))
-        return changed
 
-    def _temporal(
-        self,
-        items: list[LabelItem],
-        temporal: dict[str, Record],
-        captions: list[str],
-        meta: Mapping[str, Any],
-    ) -> set[str]:
-        """Temporal labels from the video's captions, several questions per call; a stored
-        label that read other captions (retried since) is stale and redone."""
-        read = captions_hash(captions, meta["timestamps"])
-        todo = [
-            item
-            for item in items
-            if self._todo(temporal.get(item.sample_id))
-            or temporal[item.sample_id].payload.get("captions_hash") != read
-        ]
-        self.stats["temporal"].cached += len(items) - len(todo)
-        self.bars.advance("temporal", len(items) - len(todo))
-        changed = set()
-        for group in _batches([1] * len(todo), self.ctx.config.temporal.batch_size):
-            start = time.perf_counter()
-            batch = [todo[i] for i in group]
-            records = temporal_batch(self.ctx, batch, captions, meta["timestamps"])
-            self._put("temporal", records, time.perf_counter() - start)
-            for record in records:
-                temporal[record.item] = record
-                changed.add(record.item)
-            self.bars.advance("temporal", len(group))
-        return changed
-
-    def _fuse(
-        self,
-        items: list[LabelItem],
-        meta: Mapping[str, Any],
-        spatial: Mapping[str, Record],
-        temporal: Mapping[str, Record],
-        changed: set[str],
-    ) -> None:
-        """Fused rows whenever missing, failed (cheap to redo) or an input changed now."""
-        fused = self.store.get_many("fused", [item.sample_id for item in items], self.fp.fused)
-        start = time.perf_counter()
-        rows = []
-        for item in items:
-            current = fused.get(item.sample_id)
-            if current is not None and current.ok and item.sample_id not in changed:
-                self.stats["fused"].cached += 1
-                continue
-            rows.append(
-                fuse_sample(
-                    self.ctx, item, meta, spatial.get(item.sample_id), temporal.get(item.sample_id)
-                )
-            )
-        if rows:
-            self._put("fused", rows, time.perf_counter() - start)
-        self.bars.advance("fused", len(items))
+# Engines other than the in-process one: name -> "module:function", imported when asked for.
+ENGINES: dict[str, str] = {"ray": "fslabels.ray_engine:run_labels_ray"}
 
 
 def run_labels(
@@ -964,6 +1306,8 @@ def run_labels(
     progress: bool = True,
     retry_failed: bool = False,
     backends: Mapping[str, Backend] | None = None,
+    engine: str = "local",
+    engine_options: Any = None,
 ) -> RunSummary:
     """Label every (video, question) of a manifest, resumably (see the module docstring).
 
@@ -976,79 +1320,55 @@ def run_labels(
         progress: show a progress bar per stage.
         retry_failed: recompute stored failures (failed videos, captions, the failed frames of
             spatial labels, temporal labels); otherwise they are reported and kept.
-        backends: ``{stage: backend}`` overriding the config's (see `LabelContext`).
+        backends: ``{stage: backend}`` overriding the config's (see `LabelContext`; local
+            engine only).
+        engine: ``"local"`` (this process, one video at a time) or ``"ray"`` (Ray Data stages
+            across a cluster, `fslabels.ray_engine`); both write the same records.
+        engine_options: the engine's options (``"ray"``: a `fslabels.ray_engine.RayEngineConfig`
+            or a mapping of its fields, e.g. ``{"address": "auto", "actors": 4}``).
 
     Returns:
         A `RunSummary`. The run completes even when items fail: they are in
         ``summary.failures`` and in the store.
 
     Raises:
-        ValueError: an invalid config or manifest (``ManifestError``).
+        ValueError: an invalid config or manifest (``ManifestError``), an unknown engine.
         FileNotFoundError: a missing manifest.
         StoreLockedError: another run is writing to ``workdir``.
         BackendLoadError: a backend cannot load (before any work is done).
+        ImportError: the engine's extra is not installed (``pip install 'framesel[ray]'``).
 
     Example:
         >>> summary = run_labels(LabelRunConfig(), "manifest.jsonl", "videos", "work")  # doctest: +SKIP
         >>> summary.done, summary.failed, summary.cost  # doctest: +SKIP
     """
-    started = time.perf_counter()
-    if isinstance(config, Mapping):
-        config = LabelRunConfig.from_dict(config)
-    if not isinstance(config, LabelRunConfig):
-        raise TypeError(f"config must be a LabelRunConfig, got {type(config).__name__}")
-    items = _as_items(manifest_or_items)
-    if not items:
-        raise ValueError("nothing to label: the manifest has no items")
-    root = Path(videos_root).resolve()
-    groups = group_by_video(items)
-    ctx = LabelContext(config, backends)
-    store = RunStore(workdir)
-    try:
-        store.lock()
-        fingerprints = ctx.fingerprints.as_dict()
-        store.set_items(items)
-        store.set_meta(
-            {
-                "config": config.to_dict(),
-                "config_yaml": config.to_yaml(),
-                "videos_root": str(root),
-                "fingerprints": fingerprints,
-                "settings": ctx.settings(),
-            }
-        )
-        if _has_work(store, ctx.fingerprints, groups, retry_failed):
-            ctx.load()  # fail before any work, not midway
-        run_id = store.begin_run(config.to_yaml())
-        n = config.num_candidates
-        totals = {
-            "candidates": len(groups),
-            "captions": n * len(groups),
-            "spatial": n * len(items),
-            "temporal": len(items),
-            "fused": len(items),
-        }
-        with _Bars(progress, totals) as bars:
-            run = _Run(ctx, store, root, retry_failed, bars)
-            for video, group in groups.items():
-                run.label_video(video, group)
-        state = _state(store, ctx.fingerprints.as_dict(), items)
-        summary = RunSummary(
-            workdir=str(workdir),
-            items=len(items),
-            videos=len(groups),
-            done=state["done"],
-            failed=len(items) - state["done"],
-            stages=run.stats,
-            wall_seconds=time.perf_counter() - started,
-            failures=state["failures"],
-            fingerprints=fingerprints,
-        )
-        store.finish_run(run_id, summary.to_dict())
-        return summary
-    finally:
-        store.close()
-        ctx.close()
+    if engine != "local":
+        if engine not in ENGINES:
+            raise ValueError(
+                f"unknown engine {engine!r}; engines: {', '.join(['local', *ENGINES])}"
+            )
+        if backends is not None:
+            raise ValueError(
+                f"backends= (loaded backend objects) work with the local engine only; the "
+                f"{engine} engine builds its backends on its workers from the run config"
+            )
+        import importlib
+
+        module, _, function = ENGINES[engine].partition(":")
+        run = getattr(importlib.import_module(module), function)
+        return run(config, manifest_or_items, videos_root, workdir, progress=progress,
+                   retry_failed=retry_failed, options=engine_options)  # fmt: skip
+    if engine_options is not None:
+        raise ValueError("engine_options are for another engine than 'local'")
+    with _Session(config, manifest_or_items, videos_root, workdir, backends) as session:
+        if session.prepare(retry_failed):
+            session.ctx.load()  # fail before any work, not midway
+        session.begin_run()
+        with _Bars(progress, session.totals()) as bars:
+            run = _Run(session.store, bars)
+            for work in session.plans(retry_failed):
+                run.apply(work.steps(session.ctx))
+        return session.finish(run.stats)
 
 
 def _has_work(
