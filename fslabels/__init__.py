@@ -16,7 +16,15 @@ Modules (importing any of them is cheap; torch, transformers, openai and vllm lo
   overrides, validated).
 - `fslabels.store`: `RunStore`, the SQLite (WAL) run store keyed by (stage, item, fingerprint).
 - `fslabels.run`: `run_labels` (resumable: each batch committed at once, failures recorded per
-  item), `run_status`, `export_rows`, `load_sample`.
+  item; ``engine="local"`` or ``"ray"``), `run_status`, `export_rows`, `load_sample`.
+- `fslabels.ray_engine`: the same stages as Ray Data pipelines, committed by the driver.
+- `fslabels.dataset`: `build_dataset`, `write_dataset`, `push_dataset`, `pull_dataset`,
+  `load_dataset_version`, `diff_datasets` — versioned label datasets (local dir or Hub, tags vN).
+- `fslabels.review`: Label Studio export / import of reviews, agreement reports.
+- `fslabels.strategies`: every frame-selection strategy behind one interface (selector, text–image
+  similarity, online M-LLM scoring, uniform; NMS / top-k / inverse-transform rules) with its cost.
+- `fslabels.qa`: `run_eval`, downstream video-QA accuracy per strategy and k (resumable).
+- `fslabels.lmms_plugin`: the ``framesel`` model for lmms-eval (entry point).
 
 Labelers build requests and parse replies as pure functions (``requests`` / ``parse``), so a run
 can batch requests across questions and videos, cache replies per video and resume; their

@@ -1,9 +1,10 @@
 """Choosing k of n candidate frames from per-candidate scores: pure functions, registered by name.
 
 ``nms`` is the paper's greedy non-maximum suppression; ``topk`` and ``uniform`` are the baselines
-it is measured against. Every strategy takes a 1-D score vector and k, and returns k distinct
-candidate positions in ascending order. Ties break towards the earlier candidate, so results are
-deterministic.
+it is measured against; ``inverse_transform`` spreads picks in proportion to the score curve
+(BOLT-style inverse transform sampling, Liu et al., CVPR 2025). Every strategy takes a 1-D score
+vector and k, and returns k distinct candidate positions in ascending order. Ties break towards
+the earlier candidate, so results are deterministic.
 
 This module imports only numpy: it ships beside the model as remote code.
 
@@ -121,16 +122,82 @@ def uniform(scores: np.ndarray, k: int) -> np.ndarray:
     return ((2 * i + 1) * n) // (2 * k)
 
 
+DEFAULT_ALPHA = 1.0
+
+
+def inverse_transform(scores: np.ndarray, k: int, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """Inverse transform sampling over the score curve (BOLT, Liu et al., CVPR 2025), made
+    deterministic: the scores, min-max normalised to [0, 1] and raised to ``alpha``, are a
+    distribution over the candidates; pick ``j`` is the candidate where its cumulative sum first
+    exceeds the quantile ``(j + 0.5) / k``. High-scoring stretches get many picks, low ones few,
+    and every pick's neighbourhood keeps a share, unlike `topk`.
+
+    Two quantiles can land on the same candidate (a sharp peak); the later one moves to the
+    nearest free candidate (ties towards the earlier). A flat curve (all scores equal, or
+    ``alpha = 0``) gives exactly `uniform`.
+
+    Args:
+        scores: ``[n]`` per-candidate scores (any finite values).
+        k: how many to choose, 1 ≤ k ≤ n.
+        alpha: sharpness, ≥ 0: larger concentrates the picks on the highest scores.
+
+    Returns:
+        ``[k]`` distinct candidate positions, ascending.
+
+    Raises:
+        ValueError: on a bad score vector, k or alpha.
+
+    Example:
+        >>> inverse_transform(np.array([0.0, 0.0, 1.0, 1.0, 0.0, 0.0]), k=2).tolist()
+        [2, 3]
+    """
+    scores = _check(scores, k)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
+        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
+    n = scores.size
+    low, high = scores.min(), scores.max()
+    if high == low or alpha == 0:
+        return uniform(scores, k)
+    weights = ((scores - low) / (high - low)) ** alpha
+    cdf = np.cumsum(weights) / weights.sum()
+    quantiles = (np.arange(k) + 0.5) / k
+    # side="right": the first candidate whose cumulative mass exceeds the quantile, so a
+    # zero-weight candidate (an empty CDF step) is never the target.
+    targets = np.minimum(np.searchsorted(cdf, quantiles, side="right"), n - 1)
+    taken = np.zeros(n, bool)
+    chosen: list[int] = []
+    for target in targets.tolist():
+        pick = _nearest_free(taken, target)
+        taken[pick] = True
+        chosen.append(pick)
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def _nearest_free(taken: np.ndarray, target: int) -> int:
+    if not taken[target]:
+        return target
+    for distance in range(1, taken.size):
+        for candidate in (target - distance, target + distance):
+            if 0 <= candidate < taken.size and not taken[candidate]:
+                return candidate
+    raise AssertionError("no free candidate left (k > n is rejected earlier)")
+
+
+register_strategy("inverse_transform")(inverse_transform)
+
+
 def select(scores: np.ndarray, k: int, strategy: str = "nms") -> np.ndarray:
     """Choose ``k`` candidates from ``scores`` with a registered strategy (``nms``, ``topk``,
-    ``uniform``). Returns ascending candidate positions."""
+    ``uniform``, ``inverse_transform``). Returns ascending candidate positions."""
     return get_strategy(strategy)(scores, k)
 
 
 __all__ = [
+    "DEFAULT_ALPHA",
     "STRATEGIES",
     "get_strategy",
     "greedy_nms",
+    "inverse_transform",
     "register_strategy",
     "select",
     "suppression_radius",

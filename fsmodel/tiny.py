@@ -57,6 +57,7 @@ __all__ = [
     "build_tiny_qwen2_vl",
     "build_tiny_selector",
     "build_tiny_siglip",
+    "build_tiny_similarity",
     "build_tokenizer",
     "corpus_lines",
     "is_complete",
@@ -576,6 +577,42 @@ def build_tiny_siglip(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     size = {"height": TINY_SIGLIP_IMAGE_SIZE, "width": TINY_SIGLIP_IMAGE_SIZE}
     SiglipImageProcessorPil(size=size).save_pretrained(out)
     _write_marker(out, "siglip", seed=seed)
+    return out
+
+
+def build_tiny_similarity(
+    out_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLike[str], seed: int = 0
+) -> Path:
+    """A tiny random SigLIP *dual* encoder (text and vision towers) with the tiny BPE tokenizer
+    and a 56 px image processor, saved like a Hub checkpoint: what text–image similarity
+    selection (`fslabels.strategies`, "similarity") loads. `build_tiny_siglip` is the vision
+    tower the selector uses, without a tokenizer.
+
+    Returns at once when ``out_dir`` already holds a checkpoint.
+    """
+    import torch
+    from transformers import AutoTokenizer, SiglipConfig, SiglipImageProcessorPil, SiglipModel
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = SiglipConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "patch_size": 14, "image_size": 56},
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "max_position_embeddings": 32, "pad_token_id": tokenizer.pad_token_id,
+                     "bos_token_id": tokenizer.pad_token_id,
+                     "eos_token_id": tokenizer.eos_token_id},
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SiglipModel(config).eval()
+    model.save_pretrained(out)
+    SiglipImageProcessorPil(size={"height": 56, "width": 56}).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out
 
 

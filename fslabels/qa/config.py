@@ -1,0 +1,231 @@
+"""The configuration of a QA eval run: candidates, strategies, k values, scorers, downstream model.
+
+Plain dataclasses validated in ``__post_init__``; loads from YAML with dotted ``--set``
+overrides (`fslabels.config.parse_override`), and `EvalConfig.to_yaml` writes the exact config
+of a run (stored in the run and in its results)::
+
+    num_candidates: 128
+    frame_size: 448
+    ks: [4, 8, 16, 32]
+    strategies: [uniform, selector:nms, selector:topk]
+    scorers:
+      selector: {model: org/framesel-selector, dtype: bfloat16, device: cuda}
+    answerer:
+      model: Qwen/Qwen2-VL-7B-Instruct
+      dtype: bfloat16
+      device: cuda
+      processor_kwargs: {max_pixels: 200704}
+
+Every strategy sees the same n candidates of a video (decoded once); ``uniform`` picks k of
+them without scoring.
+
+Example:
+    >>> config = EvalConfig.load(None, ["ks=[8]", "strategies=[uniform]"])
+    >>> config.ks, config.strategies
+    ([8], ['uniform'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fslabels.config import parse_override
+from fslabels.qa.answerer import AnswererConfig
+
+__all__ = ["DEFAULT_KS", "DEFAULT_STRATEGIES", "EvalConfig"]
+
+DEFAULT_KS = (4, 8, 16, 32)
+DEFAULT_STRATEGIES = ("uniform", "selector:nms")
+_READERS = ("pyav", "decord")
+# Keys whose values are free-form mappings: overrides may create keys inside them.
+_FREE_FORM = ("scorers", "rule_options", "processor_kwargs")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+@dataclass
+class EvalConfig:
+    """Everything that defines a QA eval run.
+
+    Args:
+        num_candidates: n, candidate frames per video (the same for every strategy).
+        frame_size: short side of the decoded candidates in pixels (the downstream model's and
+            the scorers' processors resize from these); ``None``: as stored.
+        video_reader: ``pyav`` (default) or ``decord``.
+        ks: frame budgets to evaluate (each at most ``num_candidates``).
+        strategies: strategy names (`fslabels.strategies.parse_strategy`), e.g. ``uniform``,
+            ``selector:nms``, ``similarity:inverse_transform``, ``mllm:topk``.
+        scorers: ``{scorer: config fields}`` for the scorers the strategies use (``selector``
+            needs ``model``).
+        rule_options: ``{rule: {option: value}}``, e.g. ``{inverse_transform: {alpha: 2.0}}``.
+        answerer: the downstream model (`fslabels.qa.answerer.AnswererConfig` fields).
+        limit: evaluate only the first ``limit`` items (``None``: all).
+
+    Raises:
+        ValueError: any invalid value, naming the key and the rule.
+    """
+
+    num_candidates: int = 128
+    frame_size: int | None = 448
+    video_reader: str = "pyav"
+    ks: list[int] = field(default_factory=lambda: list(DEFAULT_KS))
+    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    scorers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answerer: AnswererConfig = field(default_factory=AnswererConfig)
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        from fslabels.strategies import SCORERS, build_scorer, parse_strategy
+
+        _positive_int("num_candidates", self.num_candidates)
+        if self.frame_size is not None:
+            _positive_int("frame_size", self.frame_size)
+        if self.video_reader not in _READERS:
+            raise ValueError(f"video_reader must be one of {_READERS}, got {self.video_reader!r}")
+        if isinstance(self.ks, int) and not isinstance(self.ks, bool):
+            self.ks = [self.ks]
+        if not isinstance(self.ks, (list, tuple)) or not self.ks:
+            raise ValueError(f"ks must be a non-empty list of frame budgets, got {self.ks!r}")
+        for k in self.ks:
+            _positive_int("every k in ks", k)
+            if k > self.num_candidates:
+                raise ValueError(
+                    f"every k must be at most num_candidates ({self.num_candidates}), got {k}"
+                )
+        self.ks = sorted(dict.fromkeys(self.ks))
+        if isinstance(self.strategies, str):
+            self.strategies = [s for s in self.strategies.split(",") if s.strip()]
+        if not isinstance(self.strategies, (list, tuple)) or not self.strategies:
+            raise ValueError(f"strategies must be a non-empty list, got {self.strategies!r}")
+        names = []
+        for spec in self.strategies:
+            scorer, rule = parse_strategy(spec)
+            names.append("uniform" if scorer is None else f"{scorer}:{rule}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"strategies lists a strategy twice: {list(self.strategies)}")
+        self.strategies = names
+        if not isinstance(self.scorers, Mapping):
+            raise ValueError(f"scorers must be a mapping of scorer -> fields, got {self.scorers!r}")
+        self.scorers = {str(k): dict(v or {}) for k, v in self.scorers.items()}
+        unknown = [s for s in self.scorers if s not in SCORERS]
+        if unknown:
+            raise ValueError(f"scorers has unknown scorer(s) {unknown}; known: {sorted(SCORERS)}")
+        for name in sorted({n.partition(":")[0] for n in names if n != "uniform"}):
+            try:
+                build_scorer(name, self.scorers.get(name))  # validates now, loads nothing
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"strategies use the {name!r} scorer: {err}") from None
+        if not isinstance(self.rule_options, Mapping):
+            raise ValueError(f"rule_options must be a mapping, got {self.rule_options!r}")
+        self.rule_options = {str(k): dict(v or {}) for k, v in self.rule_options.items()}
+        if isinstance(self.answerer, Mapping):
+            known = [f.name for f in dataclasses.fields(AnswererConfig)]
+            extra = [k for k in self.answerer if k not in known]
+            if extra:
+                raise ValueError(
+                    f"unknown config key(s) {', '.join('answerer.' + k for k in extra)}; known "
+                    f"keys of answerer: {', '.join(known)}"
+                )
+            self.answerer = AnswererConfig(**self.answerer)
+        elif not isinstance(self.answerer, AnswererConfig):
+            raise ValueError(f"answerer must be a mapping, got {type(self.answerer).__name__}")
+        if self.limit is not None:
+            _positive_int("limit", self.limit)
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
+        """Build from a nested mapping; unknown keys are errors listing the known ones."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"the eval config must be a mapping, got {data!r}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) {', '.join(map(str, unknown))}; known keys: {', '.join(known)}"
+            )
+        return cls(**dict(data))
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()
+    ) -> EvalConfig:
+        """The defaults, updated from a YAML file, then from dotted ``key=value`` overrides
+        (``"answerer.model=/models/qwen2-vl"``, ``"ks=[8, 16]"``; values are YAML).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: invalid YAML, unknown keys, malformed overrides or invalid values.
+        """
+        import yaml
+
+        data: dict[str, Any] = {}
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"eval config {path} does not exist")
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path} is not valid YAML: {err}") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError(f"{path} must hold a mapping, got {type(loaded).__name__}")
+            data = loaded or {}
+        return cls.from_dict(_apply_overrides(data, overrides))
+
+    def with_overrides(self, overrides: Iterable[str]) -> EvalConfig:
+        """A copy with dotted ``key=value`` overrides applied."""
+        return type(self).from_dict(_apply_overrides(self.to_dict(), overrides))
+
+    # --- output ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The exact config as YAML (written to ``path`` when given); `load` reads it back."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def _apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    top = [f.name for f in dataclasses.fields(EvalConfig)]
+    answerer = [f.name for f in dataclasses.fields(AnswererConfig)]
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts[0] not in top:
+            raise ValueError(f"--set {text!r}: unknown key {parts[0]!r}; known: {', '.join(top)}")
+        if parts[0] == "answerer" and len(parts) > 1 and parts[1] not in answerer:
+            raise ValueError(
+                f"--set {text!r}: unknown key {parts[1]!r} in answerer; known: {', '.join(answerer)}"
+            )
+        if len(parts) > 1 and parts[0] not in ("answerer", *_FREE_FORM):
+            raise ValueError(f"--set {text!r}: {parts[0]} is not a mapping")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ValueError(f"--set {text!r}: {part!r} holds a value, not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return out

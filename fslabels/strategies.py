@@ -1,0 +1,1035 @@
+"""Frame-selection strategies behind one interface: a scorer (or none) and a selection rule.
+
+A strategy turns a video's n candidate frames and a question into k chosen frames. It has two
+parts, chosen by name:
+
+- a **scorer** that gives every candidate a score for the question (``SCORERS``):
+
+  - ``selector``: the trained frame selector (`fsmodel`'s ``FrameSelectorModel``, loaded through
+    ``AutoModel``), one LLM pass over all n candidates (Hu et al., CVPR 2025);
+  - ``similarity``: text–image cosine similarity of a SigLIP or CLIP model (the paper's "CLIP
+    similarity" ablation; the curve BOLT samples from);
+  - ``mllm``: the spatial labeler (`fslabels.spatial.SpatialLabeler`) used online, one M-LLM
+    judgement per frame, p(True) as the score (SeViLA / FRAG-style);
+
+- a **rule** from `fsmodel.selection` that picks k of the n scored candidates: ``nms`` (the
+  paper's greedy NMS), ``topk``, ``inverse_transform`` (BOLT-style) — and ``uniform``, which
+  needs no scorer.
+
+Strategy names are ``"<scorer>:<rule>"`` (``"selector:nms"``, ``"similarity:inverse_transform"``,
+``"mllm:topk"``), ``"<scorer>"`` for its default rule (``nms``), or ``"uniform"``. Every strategy
+returns a `Selection`: candidate positions, frame indices, timestamps, the score curve, the chosen
+frames themselves (so a downstream model gets exactly them, never a re-sampled copy), and its own
+`Cost` (seconds for decoding, scoring and the rule; model calls; tokens).
+
+The score curve does not depend on k, so `Strategy.score` runs once per question and
+`Strategy.pick` applies the rule for every k (what ``framesel eval qa`` does).
+
+Example:
+    >>> from fslabels.strategies import build_strategy
+    >>> strategy = build_strategy("selector:nms", scorers={"selector": {"model": "path/to/selector"}})  # doctest: +SKIP
+    >>> selection = strategy.select_video("clip.mp4", "When does the red circle appear?", k=8)  # doctest: +SKIP
+    >>> selection.indices, selection.cost.seconds  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import logging
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from fslabels._hashing import stable_hash
+from fslabels.backends import NOT_IN_FINGERPRINT
+
+if TYPE_CHECKING:
+    from fsmodel.video import Candidates
+
+__all__ = [
+    "DEFAULT_RULE",
+    "SCORERS",
+    "Cost",
+    "MLLMScorer",
+    "MLLMScorerConfig",
+    "ScoreCurve",
+    "Scorer",
+    "ScoringError",
+    "Selection",
+    "SelectorScorer",
+    "SelectorScorerConfig",
+    "SimilarityScorer",
+    "SimilarityScorerConfig",
+    "Strategy",
+    "build_scorer",
+    "build_strategy",
+    "known_strategies",
+    "parse_strategy",
+    "register_scorer",
+    "scorer_class",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RULE = "nms"
+UNIFORM = "uniform"
+DEFAULT_READER = "pyav"
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _rules() -> ModuleType:
+    # fsmodel.selection is pure numpy, but importing fsmodel registers the selector with
+    # transformers (torch + transformers, seconds): deferred so importing fslabels stays cheap.
+    from fsmodel import selection
+
+    return selection
+
+
+class ScoringError(RuntimeError):
+    """A scorer could not score a question's candidates (names the question and the cause)."""
+
+
+# --- what a strategy returns ------------------------------------------------------------------
+
+
+@dataclass
+class Cost:
+    """What one selection cost.
+
+    Attributes:
+        decode_seconds: decoding the frames the strategy needs (n candidates, or only the k
+            frames for ``uniform``); 0 when the caller passed decoded candidates.
+        score_seconds: the scorer's model work (0 for ``uniform``).
+        rule_seconds: the selection rule.
+        model_calls: forward passes or requests the scorer made.
+        frames_decoded: frames decoded for this selection.
+        prompt_tokens, completion_tokens: tokens the scorer's model read / generated.
+        usd: US dollars for priced backends (the ``mllm`` scorer on an API), else None.
+    """
+
+    decode_seconds: float = 0.0
+    score_seconds: float = 0.0
+    rule_seconds: float = 0.0
+    model_calls: int = 0
+    frames_decoded: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float | None = None
+
+    @property
+    def selection_seconds(self) -> float:
+        """Scoring plus the rule: what selecting costs beyond decoding."""
+        return self.score_seconds + self.rule_seconds
+
+    @property
+    def seconds(self) -> float:
+        """Everything: decoding, scoring and the rule."""
+        return self.decode_seconds + self.selection_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ScoreCurve:
+    """A scorer's output for one question: one score per candidate.
+
+    Attributes:
+        scores: ``[n]`` float64, finite (frames a scorer could not judge are filled, see
+            ``failed_positions``).
+        cost: what scoring cost (``score_seconds``, ``model_calls``, tokens).
+        failed_positions: candidates without a score of their own (``mllm``: the labeler failed
+            on them; they get the curve's minimum, so a rule takes them last).
+    """
+
+    scores: np.ndarray
+    cost: Cost
+    failed_positions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Selection:
+    """The k frames a strategy chose for one question.
+
+    Attributes:
+        strategy: the strategy's name (``"selector:nms"``).
+        k: frames chosen.
+        positions: ``[k]`` candidate positions in ``0..n-1``, ascending.
+        indices: ``[k]`` frame indices in the video.
+        timestamps: ``[k]`` presentation times in seconds.
+        scores: ``[n]`` the score curve (``None`` for ``uniform``).
+        cost: `Cost`.
+        frames: ``[k, H, W, 3]`` uint8 RGB, the chosen frames (``None`` when not kept).
+        num_candidates: n.
+    """
+
+    strategy: str
+    k: int
+    positions: np.ndarray
+    indices: np.ndarray
+    timestamps: np.ndarray
+    scores: np.ndarray | None
+    cost: Cost
+    frames: np.ndarray | None = None
+    num_candidates: int = 0
+
+
+# --- scorers ----------------------------------------------------------------------------------
+
+
+def _fingerprint_fields(config: Any) -> dict[str, Any]:
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.metadata.get("fingerprint", True)
+    }
+
+
+def _check_dtype(where: str, dtype: str) -> None:
+    if dtype not in _DTYPES:
+        raise ValueError(f"{where}.dtype must be one of {_DTYPES}, got {dtype!r}")
+
+
+def _check_model(where: str, model: Any) -> str:
+    if not isinstance(model, (str, os.PathLike)) or not str(model):
+        raise ValueError(f"{where}.model must be a Hub repo id or a local directory, got {model!r}")
+    return str(model)
+
+
+class Scorer(ABC):
+    """Gives every candidate frame of a video a score for a question.
+
+    Subclasses declare ``name`` (the registry key) and ``config_class`` (a dataclass validated
+    in ``__post_init__``), and implement ``_load``, ``_unload`` and ``score``. Heavy imports
+    (torch, transformers) happen in ``_load``. Config fields whose metadata is
+    `fslabels.backends.NOT_IN_FINGERPRINT` (device, batch sizes) stay out of `fingerprint`.
+
+    Args:
+        config: a ``config_class`` instance; or pass its fields as keyword arguments.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "__abstractmethods__", None):
+            return
+        if not isinstance(cls.__dict__.get("name"), str) or not cls.__dict__["name"]:
+            raise TypeError(f"{cls.__name__} must set a class attribute name = '<scorer name>'")
+        config_class = cls.__dict__.get("config_class")
+        if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+            raise TypeError(f"{cls.__name__}.config_class must be a dataclass")
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        if config is None:
+            config = self.config_class(**kwargs)
+        elif isinstance(config, Mapping):
+            config = self.config_class(**{**config, **kwargs})
+        elif not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        elif kwargs:
+            config = dataclasses.replace(config, **kwargs)
+        self.config = config
+        self._loaded = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes this scorer's scores: its name and config (minus device, batching)."""
+        return {"scorer": self.name, **_fingerprint_fields(self.config)}
+
+    def load(self) -> None:
+        """Load the model (idempotent)."""
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    def unload(self) -> None:
+        """Free the model (idempotent)."""
+        if self._loaded:
+            self._unload()
+            self._loaded = False
+
+    def reset(self) -> None:  # noqa: B027 (optional hook: most scorers keep no caches)
+        """Forget per-video caches (the similarity scorer's image embeddings), so the next
+        question pays for everything again (benchmarks)."""
+
+    def __enter__(self) -> Scorer:
+        self.load()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unload()
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def _unload(self) -> None: ...
+
+    @abstractmethod
+    def score(
+        self, candidates: Candidates, question: str, options: Sequence[str] = ()
+    ) -> ScoreCurve:
+        """Score every candidate of ``candidates`` for ``question``.
+
+        Raises:
+            ScoringError: the question's candidates could not be scored (the message says why).
+            ValueError: inputs this scorer cannot take (e.g. more candidates than it scores).
+        """
+
+
+@dataclass
+class SelectorScorerConfig:
+    """The trained frame selector as a scorer.
+
+    Args:
+        model: the selector (Hub repo id or local directory saved by ``framesel model``).
+        revision: Hub revision (pin one for reproducible numbers).
+        dtype: ``float32`` (CPU), ``bfloat16`` or ``float16`` (GPU).
+        trust_remote_code: load the selector's shipped code (needed only where framesel's
+            ``fsmodel`` is not installed, which never happens here: it is passed explicitly).
+        device: ``cpu``, ``cuda``, ``cuda:1`` ... (not in the fingerprint).
+    """
+
+    model: str = ""
+    revision: str | None = None
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    device: str = field(default="cpu", metadata=NOT_IN_FINGERPRINT)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError(
+                "scorers.selector.model is required: the trained selector's directory or Hub "
+                "repo id (CLI: --selector)"
+            )
+        self.model = _check_model("scorers.selector", self.model)
+        _check_dtype("scorers.selector", self.dtype)
+
+
+class SelectorScorer(Scorer):
+    """`fsmodel`'s FrameSelectorModel: one LLM pass scores all n candidates (sigmoid scores).
+
+    Loaded through ``AutoModel`` (importing ``fsmodel.video`` registers the selector's Auto
+    classes), so fslabels depends on the model's public interface only: its processor builds
+    the inputs from frames, question and options, and ``forward`` returns ``scores``.
+    """
+
+    name = "selector"
+    config_class = SelectorScorerConfig
+    config: SelectorScorerConfig
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.model: Any = None
+        self.processor: Any = None
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModel, AutoProcessor
+
+        cfg = self.config
+        hub = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+        self.model = (
+            AutoModel.from_pretrained(cfg.model, dtype=getattr(torch, cfg.dtype), **hub)
+            .to(cfg.device)
+            .eval()
+        )
+        if not hasattr(self.model.config, "num_candidates"):
+            raise ValueError(
+                f"{cfg.model} is a {type(self.model).__name__}, not a framesel frame selector "
+                "(its config has no num_candidates)"
+            )
+        self.processor = AutoProcessor.from_pretrained(cfg.model, **hub)
+
+    def _unload(self) -> None:
+        self.model = self.processor = None
+
+    @property
+    def max_candidates(self) -> int:
+        """The most candidates the loaded selector's score head scores."""
+        self.load()
+        return int(self.model.config.num_candidates)
+
+    def score(
+        self, candidates: Candidates, question: str, options: Sequence[str] = ()
+    ) -> ScoreCurve:
+        import torch
+
+        self.load()
+        n = len(candidates)
+        if n > self.max_candidates:
+            raise ValueError(
+                f"the selector {self.config.model} scores at most {self.max_candidates} "
+                f"candidates, got {n}; use num_candidates <= {self.max_candidates}"
+            )
+        start = time.perf_counter()
+        extra = {}
+        if getattr(self.processor, "timestamp_format", None):
+            extra["timestamps"] = np.asarray(candidates.timestamps, np.float64)
+        batch = self.processor(
+            frames=candidates.frames,
+            question=question,
+            options=list(options) or None,
+            return_tensors="pt",
+            **extra,
+        )
+        device = self.model.device
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                pixel_values=batch["pixel_values"].to(device),
+            )
+        scores = out.scores[0].float().cpu().numpy().astype(np.float64)
+        cost = Cost(
+            score_seconds=time.perf_counter() - start,
+            model_calls=1,
+            prompt_tokens=int(batch["attention_mask"].sum()),
+        )
+        return ScoreCurve(scores, cost)
+
+
+@dataclass
+class SimilarityScorerConfig:
+    """Text–image similarity (SigLIP or CLIP) as a scorer.
+
+    Args:
+        model: a checkpoint with ``get_image_features`` and ``get_text_features`` (``SiglipModel``,
+            ``CLIPModel`` ...) and a tokenizer.
+        revision: Hub revision.
+        dtype: ``float32`` (CPU), ``bfloat16`` or ``float16`` (GPU).
+        with_options: append the answer options to the question's text.
+        device: not in the fingerprint.
+        batch_size: frames per image-encoder call (not in the fingerprint).
+    """
+
+    model: str = "google/siglip-so400m-patch14-384"
+    revision: str | None = None
+    dtype: str = "float32"
+    with_options: bool = False
+    device: str = field(default="cpu", metadata=NOT_IN_FINGERPRINT)
+    batch_size: int = field(default=32, metadata=NOT_IN_FINGERPRINT)
+
+    def __post_init__(self) -> None:
+        self.model = _check_model("scorers.similarity", self.model)
+        _check_dtype("scorers.similarity", self.dtype)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise ValueError(
+                f"scorers.similarity.batch_size must be an integer, got {self.batch_size!r}"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"scorers.similarity.batch_size must be >= 1, got {self.batch_size}")
+
+
+# SigLIP was trained on text padded to its full length; padding shorter changes its embeddings.
+_PAD_TO_MAX_LENGTH = ("siglip", "siglip2")
+
+
+class SimilarityScorer(Scorer):
+    """Cosine similarity between each frame's image embedding and the question's text
+    embedding. The image embeddings of a video's candidates are computed once and reused for
+    all its questions (the first question's cost includes them)."""
+
+    name = "similarity"
+    config_class = SimilarityScorerConfig
+    config: SimilarityScorerConfig
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.model: Any = None
+        self.image_processor: Any = None
+        self.tokenizer: Any = None
+        self._cached: tuple[Any, np.ndarray] | None = None
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        cfg = self.config
+        self.model = (
+            AutoModel.from_pretrained(
+                cfg.model, revision=cfg.revision, dtype=getattr(torch, cfg.dtype)
+            )
+            .to(cfg.device)
+            .eval()
+        )
+        missing = [
+            m for m in ("get_image_features", "get_text_features") if not hasattr(self.model, m)
+        ]
+        if missing:
+            raise ValueError(
+                f"{cfg.model} is a {type(self.model).__name__}, which has no {' / '.join(missing)}; "
+                "the similarity scorer needs a dual encoder such as SigLIP or CLIP"
+            )
+        # The PIL backend needs no torchvision (absent on CPU machines here).
+        self.image_processor = AutoImageProcessor.from_pretrained(
+            cfg.model, revision=cfg.revision, backend="pil"
+        )
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, revision=cfg.revision)
+        self._cached = None
+
+    def _unload(self) -> None:
+        self.model = self.image_processor = self.tokenizer = None
+        self._cached = None
+
+    def reset(self) -> None:
+        self._cached = None
+
+    def _text(self, question: str, options: Sequence[str]) -> str:
+        if self.config.with_options and options:
+            return question.strip() + " " + " ".join(o.strip() for o in options)
+        return question.strip()
+
+    def _image_embeddings(self, candidates: Candidates) -> tuple[np.ndarray, int]:
+        import torch
+
+        key = (
+            candidates.video,
+            stable_hash([int(i) for i in candidates.indices]),
+            tuple(candidates.frames.shape),
+        )
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1], 0
+        size = self.config.batch_size
+        parts, calls = [], 0
+        for first in range(0, len(candidates.frames), size):
+            chunk = list(candidates.frames[first : first + size])
+            pixels = self.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
+            with torch.inference_mode():
+                out = self.model.get_image_features(
+                    pixel_values=pixels.to(self.model.device, self.model.dtype)
+                )
+            parts.append(_embedding(out))
+            calls += 1
+        embeddings = _normalise(torch.cat(parts))
+        self._cached = (key, embeddings)
+        return embeddings, calls
+
+    def score(
+        self, candidates: Candidates, question: str, options: Sequence[str] = ()
+    ) -> ScoreCurve:
+        import torch
+
+        self.load()
+        start = time.perf_counter()
+        images, calls = self._image_embeddings(candidates)
+        config = getattr(self.model.config, "text_config", self.model.config)
+        max_length = int(getattr(config, "max_position_embeddings", 64))
+        padding: Any = True
+        if getattr(self.model.config, "model_type", "") in _PAD_TO_MAX_LENGTH:
+            padding = "max_length"
+        tokens = self.tokenizer(
+            [self._text(question, options)],
+            padding=padding,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        ).to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.get_text_features(
+                input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask")
+            )
+        text = _normalise(_embedding(out))
+        scores = (images @ text[0]).astype(np.float64)
+        cost = Cost(
+            score_seconds=time.perf_counter() - start,
+            model_calls=calls + 1,
+            prompt_tokens=int(tokens["input_ids"].numel()),
+        )
+        return ScoreCurve(scores, cost)
+
+
+def _embedding(out: Any) -> Any:
+    # transformers 5 returns a ModelOutput whose pooler_output is the (projected) embedding;
+    # older versions returned the tensor itself.
+    return getattr(out, "pooler_output", out).float()
+
+
+def _normalise(tensor: Any) -> np.ndarray:
+    array = tensor.cpu().numpy().astype(np.float64)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return array / np.maximum(norms, 1e-12)
+
+
+@dataclass
+class MLLMScorerConfig:
+    """The spatial labeler (`fslabels.spatial.SpatialLabeler`) as an online scorer.
+
+    Args:
+        backend: a labelling backend (``transformers``, ``vllm``, ``openai``).
+        model: the M-LLM (Hub id, local directory or served name).
+        backend_options: the backend's config fields (``dtype``, ``device``, ``batch_size`` ...).
+        cot: explain, then answer True/False (the paper's labels); False (default): answer
+            directly with one token, the affordable mode at inference time.
+        max_new_tokens: the explanation's budget (``cot`` only).
+        top_logprobs, force_top_logprobs: alternatives read at the answer slot.
+    """
+
+    backend: str = "transformers"
+    model: str = "Qwen/Qwen2-VL-7B-Instruct"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    cot: bool = False
+    max_new_tokens: int = 64
+    top_logprobs: int = 20
+    force_top_logprobs: int = 20
+
+    def __post_init__(self) -> None:
+        self.model = _check_model("scorers.mllm", self.model)
+        if not isinstance(self.backend_options, Mapping):
+            raise ValueError(
+                f"scorers.mllm.backend_options must be a mapping, got {self.backend_options!r}"
+            )
+        self.backend_options = dict(self.backend_options)
+        for name in ("max_new_tokens", "top_logprobs", "force_top_logprobs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"scorers.mllm.{name} must be an integer >= 1, got {value!r}")
+
+
+class MLLMScorer(Scorer):
+    """Per-frame M-LLM relevance, p(True) / (p(True) + p(False)), from the spatial labeler's
+    prompt and parsing (one request per candidate frame). Frames the labeler fails on get the
+    lowest score of the curve and are listed in ``failed_positions``; a question whose every
+    frame fails raises `ScoringError`."""
+
+    name = "mllm"
+    config_class = MLLMScorerConfig
+    config: MLLMScorerConfig
+
+    def __init__(self, config: Any = None, backend: Any = None, **kwargs: Any) -> None:
+        """``backend``: an already-built backend to use (e.g. one loaded for labelling); it
+        must match ``config.backend`` and ``config.model``."""
+        from fslabels.backends import get_backend
+        from fslabels.spatial import SpatialLabeler
+
+        super().__init__(config, **kwargs)
+        cfg = self.config
+        if backend is None:
+            backend = get_backend(cfg.backend, model=cfg.model, **cfg.backend_options)
+        elif backend.name != cfg.backend or str(backend.config.model) != cfg.model:
+            raise ValueError(
+                f"the given backend is {backend.name} with model {backend.config.model!r}, but "
+                f"scorers.mllm names {cfg.backend} with model {cfg.model!r}"
+            )
+        self.backend = backend
+        self.labeler = SpatialLabeler(
+            self.backend,
+            cot=cfg.cot,
+            max_new_tokens=cfg.max_new_tokens,
+            top_logprobs=cfg.top_logprobs,
+            force_top_logprobs=cfg.force_top_logprobs,
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        # The labeler's settings hold the prompt hash, sampling and the backend's fingerprint.
+        return {"scorer": self.name, **self.labeler.settings()}
+
+    def _load(self) -> None:
+        self.backend.load()
+
+    def _unload(self) -> None:
+        self.backend.unload()
+
+    def score(
+        self, candidates: Candidates, question: str, options: Sequence[str] = ()
+    ) -> ScoreCurve:
+        self.load()
+        start = time.perf_counter()
+        result = self.labeler.label(candidates.frames, question, list(options) or None)
+        seconds = time.perf_counter() - start
+        scores = np.asarray(result.scores, np.float64)
+        failed = np.flatnonzero(~np.isfinite(scores)).tolist()
+        if len(failed) == len(scores):
+            first = result.failures[0] if result.failures else None
+            why = f"frame {first.position}: {first.error}" if first else "no reason given"
+            raise ScoringError(
+                f"the M-LLM scored none of the {len(scores)} frames for {question!r}; first "
+                f"failure: {why}"
+            )
+        if failed:
+            scores[failed] = np.nanmin(scores)
+        cost = Cost(
+            score_seconds=seconds,
+            model_calls=len(scores) + int(np.sum(result.forced)),
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            usd=result.cost,
+        )
+        return ScoreCurve(scores, cost, failed_positions=failed)
+
+
+# --- registries -------------------------------------------------------------------------------
+
+SCORERS: dict[str, str] = {
+    "selector": "fslabels.strategies:SelectorScorer",
+    "similarity": "fslabels.strategies:SimilarityScorer",
+    "mllm": "fslabels.strategies:MLLMScorer",
+}
+
+
+def register_scorer(name: str, target: str) -> None:
+    """Make ``"module:Class"`` (a `Scorer` subclass) available as scorer ``name``.
+
+    Raises:
+        ValueError: a malformed target, a name with ``:`` or ``uniform``, or a name taken by
+            another target.
+    """
+    module, _, cls = target.partition(":")
+    if not module or not cls:
+        raise ValueError(f"scorer target must be 'module:Class', got {target!r}")
+    if ":" in name or name == UNIFORM or not name:
+        raise ValueError(f"scorer name must be non-empty, without ':', not 'uniform'; got {name!r}")
+    if SCORERS.get(name, target) != target:
+        raise ValueError(f"scorer {name!r} is already registered as {SCORERS[name]!r}")
+    SCORERS[name] = target
+
+
+def scorer_class(name: str) -> type[Scorer]:
+    """The scorer class registered as ``name`` (imports its module).
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    import importlib
+
+    if name not in SCORERS:
+        close = difflib.get_close_matches(name, SCORERS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown scorer {name!r}; known scorers: {', '.join(sorted(SCORERS))}.{hint}"
+        )
+    module_name, _, class_name = SCORERS[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Scorer)):
+        raise TypeError(f"{SCORERS[name]} is not a fslabels Scorer")
+    return cls
+
+
+def build_scorer(name: str, config: Mapping[str, Any] | Any = None) -> Scorer:
+    """An (unloaded) scorer from its name and config fields.
+
+    Raises:
+        ValueError: an unknown scorer, or an invalid or unknown config field (the scorer's
+            fields are listed).
+    """
+    cls = scorer_class(name)
+    if config is None or isinstance(config, Mapping):
+        values = dict(config or {})
+        known = [f.name for f in dataclasses.fields(cls.config_class)]
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            raise ValueError(
+                f"scorers.{name} has unknown field(s) {unknown}; its fields: {', '.join(known)}"
+            )
+        return cls(**values)
+    return cls(config)
+
+
+def parse_strategy(spec: str) -> tuple[str | None, str]:
+    """``"selector:topk"`` → ``("selector", "topk")``; ``"selector"`` → ``("selector", "nms")``;
+    ``"uniform"`` → ``(None, "uniform")``.
+
+    Raises:
+        ValueError: an empty spec, an unknown scorer or rule (the known ones are listed), or a
+            scorer combined with ``uniform`` (which ignores scores).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a strategy must be a non-empty name, got {spec!r}")
+    spec = spec.strip()
+    if spec == UNIFORM:
+        return None, UNIFORM
+    scorer, _, rule = spec.partition(":")
+    rule = rule or DEFAULT_RULE
+    if scorer not in SCORERS:
+        raise ValueError(
+            f"unknown strategy {spec!r}: no scorer {scorer!r}; strategies are 'uniform' or "
+            f"'<scorer>:<rule>' with scorers {sorted(SCORERS)} and rules "
+            f"{sorted(r for r in _rules().STRATEGIES if r != UNIFORM)}"
+        )
+    if rule not in _rules().STRATEGIES:
+        raise ValueError(
+            f"unknown strategy {spec!r}: no selection rule {rule!r}; known rules: "
+            f"{sorted(_rules().STRATEGIES)}"
+        )
+    if rule == UNIFORM:
+        raise ValueError(f"strategy {spec!r}: the uniform rule ignores scores; use 'uniform'")
+    return scorer, rule
+
+
+def known_strategies() -> list[str]:
+    """Every ``scorer:rule`` combination (and ``uniform``)."""
+    names = [UNIFORM]
+    for scorer in sorted(SCORERS):
+        names += [f"{scorer}:{rule}" for rule in sorted(_rules().STRATEGIES) if rule != UNIFORM]
+    return names
+
+
+def _rule_options(rule: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    if not options:
+        return {}
+    params = list(inspect.signature(_rules().get_strategy(rule)).parameters)[2:]
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        raise ValueError(
+            f"rule {rule!r} has no option(s) {unknown}; its options: {params or 'none'}"
+        )
+    return options
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+
+class Strategy:
+    """A scorer (or none, for ``uniform``) and a selection rule, behind one interface.
+
+    Args:
+        name: the strategy's name (see `parse_strategy`).
+        scorer: the scorer for the name's scorer part (``None`` for ``uniform``).
+        rule_options: extra arguments of the rule (``{"alpha": 2.0}`` for
+            ``inverse_transform``); they are part of the fingerprint.
+
+    Raises:
+        ValueError: a scorer that does not match the name, or unknown rule options.
+
+    Example:
+        >>> strategy = Strategy("uniform")
+        >>> strategy.pick(None, n=16, k=4)[0].tolist()
+        [2, 6, 10, 14]
+    """
+
+    def __init__(
+        self,
+        name: str,
+        scorer: Scorer | None = None,
+        rule_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        scorer_name, rule = parse_strategy(name)
+        if scorer_name is None and scorer is not None:
+            raise ValueError(f"strategy {name!r} takes no scorer, got {scorer!r}")
+        if scorer_name is not None:
+            if scorer is None:
+                raise ValueError(f"strategy {name!r} needs a {scorer_name!r} scorer")
+            if scorer.name != scorer_name:
+                raise ValueError(
+                    f"strategy {name!r} needs a {scorer_name!r} scorer, got a {scorer.name!r} one"
+                )
+        self.name = name.strip() if ":" in name or scorer_name is None else f"{name}:{rule}"
+        self.scorer = scorer
+        self.rule = rule
+        self.rule_options = _rule_options(rule, rule_options)
+
+    def __repr__(self) -> str:
+        return f"Strategy({self.name!r})"
+
+    @property
+    def needs_candidates(self) -> bool:
+        """False for ``uniform``: it needs only the k frames it picks, not all n decoded."""
+        return self.scorer is not None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes this strategy's picks: the rule, its options and the scorer's
+        fingerprint."""
+        return {
+            "rule": self.rule,
+            "rule_options": self.rule_options,
+            "scorer": None if self.scorer is None else self.scorer.fingerprint(),
+        }
+
+    def score(
+        self, candidates: Candidates, question: str, options: Sequence[str] = ()
+    ) -> ScoreCurve | None:
+        """The score curve of ``question`` over the candidates (``None`` for ``uniform``)."""
+        if self.scorer is None:
+            return None
+        curve = self.scorer.score(candidates, question, options)
+        if curve.scores.shape != (len(candidates),) or not np.all(np.isfinite(curve.scores)):
+            raise ScoringError(
+                f"the {self.scorer.name} scorer returned scores of shape {curve.scores.shape} "
+                f"(finite: {bool(np.all(np.isfinite(curve.scores)))}) for {len(candidates)} "
+                "candidates"
+            )
+        return curve
+
+    def pick(self, curve: ScoreCurve | None, n: int, k: int) -> tuple[np.ndarray, float]:
+        """``(positions, seconds)``: the rule applied to the curve (``uniform``: to n flat
+        scores).
+
+        Raises:
+            ValueError: k out of range, or a curve of the wrong length.
+        """
+        if curve is None:
+            if self.scorer is not None:
+                raise ValueError(f"strategy {self.name!r} needs a score curve")
+            scores = np.zeros(n)
+        else:
+            scores = curve.scores
+            if scores.shape != (n,):
+                raise ValueError(f"the score curve has shape {scores.shape}, expected ({n},)")
+        start = time.perf_counter()
+        positions = _rules().get_strategy(self.rule)(scores, k, **self.rule_options)
+        return positions, time.perf_counter() - start
+
+    def select(
+        self,
+        candidates: Candidates,
+        question: str,
+        k: int,
+        options: Sequence[str] = (),
+        curve: ScoreCurve | None = None,
+        keep_frames: bool = True,
+    ) -> Selection:
+        """Choose ``k`` of the decoded candidates.
+
+        Args:
+            candidates: from `fsmodel.video.sample_candidates`.
+            question: the question.
+            k: frames to choose.
+            options: answer options (the selector and ``mllm`` scorers read them).
+            curve: a score curve computed before (`score`), e.g. for another k.
+            keep_frames: put the chosen frames in ``Selection.frames``.
+
+        Returns:
+            `Selection`; its cost counts the scoring only when it ran here (``curve=None``).
+
+        Raises:
+            ScoringError, ValueError: see `Scorer.score` and `pick`.
+        """
+        fresh = curve is None
+        if fresh:
+            curve = self.score(candidates, question, options)
+        positions, rule_seconds = self.pick(curve, len(candidates), k)
+        cost = dataclasses.replace(curve.cost) if (curve is not None and fresh) else Cost()
+        cost.rule_seconds = rule_seconds
+        return Selection(
+            strategy=self.name,
+            k=k,
+            positions=positions,
+            indices=np.asarray(candidates.indices)[positions],
+            timestamps=np.asarray(candidates.timestamps)[positions],
+            scores=None if curve is None else curve.scores,
+            cost=cost,
+            frames=candidates.frames[positions] if keep_frames else None,
+            num_candidates=len(candidates),
+        )
+
+    def select_video(
+        self,
+        video: str | os.PathLike[str],
+        question: str,
+        k: int,
+        num_candidates: int = 128,
+        frame_size: int | None = 224,
+        options: Sequence[str] = (),
+        reader: str = DEFAULT_READER,
+    ) -> Selection:
+        """Choose ``k`` frames of a video file, decoding only what the strategy needs: all n
+        candidates for a scored strategy, only the k chosen candidates for ``uniform`` (the
+        same frames, decoded by the same reader). ``Selection.cost.decode_seconds`` says what
+        decoding took.
+
+        Raises:
+            fsmodel.video.VideoError: a video that cannot be decoded.
+            ScoringError, ValueError: see `select`.
+        """
+        from fsmodel.video import sample_candidates
+
+        if self.scorer is None:
+            return uniform_selection(video, k, num_candidates, frame_size, reader)
+        start = time.perf_counter()
+        candidates = sample_candidates(video, num_candidates, size=frame_size, reader=reader)
+        decode_seconds = time.perf_counter() - start
+        selection = self.select(candidates, question, k, options)
+        selection.cost.decode_seconds = decode_seconds
+        selection.cost.frames_decoded = len(np.unique(candidates.indices))
+        return selection
+
+
+def uniform_selection(
+    video: str | os.PathLike[str],
+    k: int,
+    num_candidates: int = 128,
+    frame_size: int | None = 224,
+    reader: str = DEFAULT_READER,
+) -> Selection:
+    """``uniform`` on a video file: the k candidates the uniform rule picks among the n, and
+    only those frames decoded (with the reader `fsmodel.video.sample_candidates` uses, so the
+    frames equal ``sample_candidates(...).frames[positions]``).
+
+    Raises:
+        fsmodel.video.VideoError: a video that cannot be decoded.
+        ValueError: k out of range.
+    """
+    from fsmodel.video import (
+        PyAVReader,
+        ReaderUnsupported,
+        candidate_indices,
+        get_reader,
+        probe,
+    )
+
+    path = os.fspath(video)
+    start = time.perf_counter()
+    index = probe(path)
+    targets = candidate_indices(index.num_frames, num_candidates)
+    positions = _rules().uniform(np.zeros(num_candidates), k)
+    wanted = targets[positions]
+    unique, inverse = np.unique(wanted, return_inverse=True)
+    frame_reader = get_reader(reader)
+    try:
+        decoded = frame_reader.read(index, unique, frame_size)
+    except ReaderUnsupported as why:
+        logger.warning("%s: reader %r %s; decoding with PyAV instead", path, reader, why)
+        decoded = PyAVReader(threads=frame_reader.threads).read(index, unique, frame_size)
+    seconds = time.perf_counter() - start
+    return Selection(
+        strategy=UNIFORM,
+        k=k,
+        positions=positions,
+        indices=wanted.astype(np.int64),
+        timestamps=index.timestamps(wanted),
+        scores=None,
+        cost=Cost(decode_seconds=seconds, frames_decoded=len(unique)),
+        frames=decoded[inverse],
+        num_candidates=num_candidates,
+    )
+
+
+def build_strategy(
+    name: str,
+    scorers: Mapping[str, Scorer | Mapping[str, Any]] | None = None,
+    rule_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Strategy:
+    """A `Strategy` by name, with its scorer taken from (or built from the config in)
+    ``scorers``.
+
+    Args:
+        name: ``"uniform"``, ``"<scorer>"`` or ``"<scorer>:<rule>"``.
+        scorers: ``{scorer name: Scorer or its config fields}``; strategies that share a scorer
+            object share its loaded model and caches.
+        rule_options: ``{rule: {option: value}}``, e.g. ``{"inverse_transform": {"alpha": 2}}``.
+
+    Raises:
+        ValueError: an unknown strategy, scorer or rule, or a missing or invalid scorer config.
+    """
+    scorer_name, rule = parse_strategy(name)
+    scorer = None
+    if scorer_name is not None:
+        given = (scorers or {}).get(scorer_name)
+        scorer = given if isinstance(given, Scorer) else build_scorer(scorer_name, given)
+    return Strategy(name, scorer, (rule_options or {}).get(rule))

@@ -1,0 +1,469 @@
+"""Downstream QA evaluation (fslabels.qa): prompts and gold answers, the frozen answerer, and a
+resumable eval run over generated videos with the real tiny models, cached per (strategy, k,
+model, question)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from fslabels.manifest import read_manifest
+from fslabels.qa import EvalConfig, run_eval
+from fslabels.qa.answerer import Answerer
+from fslabels.qa.prompts import (
+    build_prompt,
+    gold_answer,
+    match_open_answer,
+    parse_choice,
+    prompt_hash,
+)
+from fslabels.qa.report import build_report, plot_report, write_results
+from fslabels.qa.store import EvalStore
+from fslabels.store import Record, RunStore, StoreLockedError
+from fsmodel.selection import select
+from fsmodel.synthetic import Event, write_video
+from fsmodel.tiny import build_tiny_similarity
+from fsmodel.video import sample_candidates
+
+N = 16
+KS = [2, 4]
+
+
+# --- prompts, gold answers, replies ----------------------------------------------------------
+
+
+def test_multiple_choice_prompt_is_lmms_evals():
+    prompt = build_prompt("  What is cut? ", ["A. bread", "(B) cheese", "ham"])
+    assert prompt.text == (
+        "What is cut?\nA. bread\nB. cheese\nC. ham\n"
+        "Answer with the option's letter from the given choices directly."
+    )
+    assert prompt.letters == ("A", "B", "C") and prompt.options == ("bread", "cheese", "ham")
+    open_ended = build_prompt("What is cut?")
+    assert not open_ended.multiple_choice
+    assert open_ended.text == "What is cut?\nAnswer the question using a single word or phrase."
+    assert len(prompt_hash()) == 16
+    with pytest.raises(ValueError, match="non-empty"):
+        build_prompt("What?", ["bread", " "])
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "gold"),
+    [
+        ("B", ["bread", "cheese"], "B"),
+        ("(b)", ["bread", "cheese"], "B"),
+        ("1", ["bread", "cheese"], "B"),  # NExT-QA / LongVideoBench: a 0-based index
+        ("0", ["bread", "cheese"], "A"),
+        (" Cheese ", ["A. bread", "B. cheese"], "B"),
+        ("a red circle", [], "a red circle"),
+    ],
+)
+def test_gold_answers_resolve_to_a_letter(answer, options, gold):
+    assert gold_answer(answer, options) == gold
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "match"),
+    [
+        ("", ["a", "b"], "no answer"),
+        ("5", ["a", "b"], r"0-based option index, but there are only 2 options"),
+        ("F", ["a", "b"], r"not an option letter.*\(A\. a, B\. b\)"),
+        ("ham", ["bread", "cheese"], "the text of exactly one option"),
+    ],
+)
+def test_bad_gold_answers_say_why(answer, options, match):
+    with pytest.raises(ValueError, match=match):
+        gold_answer(answer, options)
+
+
+@pytest.mark.parametrize(
+    ("reply", "choice"),
+    [
+        ("B", "B"),
+        ("B.", "B"),
+        ("(C) ham", "C"),
+        ("The answer is A", "A"),
+        ("The best answer is: B", "B"),
+        ("cheese", "B"),  # names one option's text
+        ("I cannot tell", None),
+        ("", None),
+        ("E", None),  # not among the letters
+    ],
+)
+def test_replies_are_read_for_an_option_letter(reply, choice):
+    assert parse_choice(reply, "ABC", ["bread", "cheese", "ham"]) == choice
+
+
+def test_open_ended_answers_match_normalised():
+    assert match_open_answer("The red circle.", "red circle")
+    assert match_open_answer("it is a Red  Circle!", "red circle")
+    assert not match_open_answer("a blue circle", "red circle")
+    assert not match_open_answer("reddish", "red")
+
+
+# --- the answerer -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_video(
+        tmp_path_factory.mktemp("qa-clip") / "clip.mp4",
+        num_frames=64,
+        events=[Event(8, 23, "circle", "red")],
+    )
+
+
+@pytest.fixture(scope="module")
+def answerer(tiny_models):
+    answerer = Answerer(model=str(tiny_models["qwen2-vl"]), max_new_tokens=3)
+    answerer.load()
+    return answerer
+
+
+def test_answerer_passes_frames_as_images_without_torchvision(answerer, tiny_models, clip):
+    assert answerer.frames_as == "images"  # the video processor needs torchvision
+    assert answerer.fingerprint()["frames_as"] == "images"
+    with pytest.raises(ValueError, match=r"cannot take videos here.*frames_as=images"):
+        Answerer(model=str(tiny_models["qwen2-vl"]), frames_as="video").resolve()
+    frames = sample_candidates(clip.path, 4, size=48).frames
+    prompt = build_prompt("When does the red circle appear?", ["early", "late"])
+    result = answerer.answer(frames, prompt)
+    assert result.num_frames == 4 and result.frames_as == "images"
+    # The exact prompt: chat template, one placeholder per frame, then the question.
+    assert result.prompt.count("<|vision_start|><|image_pad|><|vision_end|>") == 4
+    assert result.prompt.endswith(f"{prompt.text}<|im_end|>\n<|im_start|>assistant\n")
+    assert result.reply is not None and result.finish_reason in ("stop", "length")
+    with pytest.raises(ValueError, match="at least one frame"):
+        answerer.answer(frames[:0], prompt)
+
+
+def test_letter_likelihood_is_the_models_next_token_distribution(answerer, clip):
+    import torch
+
+    frames = sample_candidates(clip.path, 3, size=48).frames
+    prompt = build_prompt("When does the red circle appear?", ["early", "late", "never"])
+    both = answerer.answer(frames, prompt)  # one generate call: first-step logits + reply
+    only = Answerer(answerer.config, scoring="likelihood")  # one forward pass, no reply
+    only.processor, only.tokenizer, only.model = (
+        answerer.processor,
+        answerer.tokenizer,
+        answerer.model,
+    )
+    only.frames_as, only._eos_ids = answerer.frames_as, answerer._eos_ids
+    forward = only.answer(frames, prompt)
+    assert forward.reply is None and forward.choice is None
+    assert forward.likelihood_choice == both.likelihood_choice
+    for letter in "ABC":
+        assert forward.letter_logprobs[letter] == pytest.approx(
+            both.letter_logprobs[letter], abs=1e-4
+        )
+    # Reference: softmax over the vocabulary at the last prompt position, summed over the
+    # single-token spellings "A" and " A" (a byte-level BPE always has "A"; " A" may be two).
+    _, batch = answerer.inputs(frames, prompt.text)
+    with torch.no_grad():
+        logprobs = torch.log_softmax(answerer.model(**batch).logits[0, -1].float(), dim=-1)
+    tokenizer = answerer.tokenizer
+    for letter in "ABC":
+        encoded = [
+            tokenizer(s, add_special_tokens=False)["input_ids"] for s in (letter, f" {letter}")
+        ]
+        ids = {e[0] for e in encoded if len(e) == 1}
+        assert ids
+        expected = float(torch.logsumexp(logprobs[sorted(ids)], dim=0))
+        assert forward.letter_logprobs[letter] == pytest.approx(expected, abs=1e-4)
+    best = max("ABC", key=lambda letter: forward.letter_logprobs[letter])
+    assert forward.likelihood_choice == best
+
+
+# --- a whole eval run ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qa_set(tmp_path_factory):
+    """Two videos with known events, four questions (one open-ended), plus a missing video and
+    a question whose gold answer names no option: both must fail on record."""
+    root = tmp_path_factory.mktemp("qa-set")
+    videos = root / "videos"
+    first = write_video(videos / "a.mp4", num_frames=64, events=[Event(6, 20, "circle", "red")])
+    second = write_video(videos / "b.mp4", num_frames=80, events=[Event(50, 70, "square", "blue")])
+    rows = [
+        {"video": "a.mp4", "question": first.events[0].question,
+         "options": ["early", "late"], "answer": "A"},
+        {"video": "a.mp4", "question": "What colour is the circle?", "answer": "red"},
+        {"video": "b.mp4", "question": second.events[0].question,
+         "options": ["early", "late", "never"], "answer": "1"},
+        {"video": "b.mp4", "question": "Which shape appears?",
+         "options": ["circle", "square"], "answer": "square"},
+        {"video": "gone.mp4", "question": "Anything?", "options": ["x", "y"], "answer": "A"},
+        {"video": "a.mp4", "question": "Which option?", "options": ["x", "y"], "answer": "F"},
+    ]  # fmt: skip
+    manifest = root / "qa.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"manifest": manifest, "videos": videos, "rows": rows}
+
+
+@pytest.fixture(scope="module")
+def eval_config(tiny_models, tmp_path_factory, vocab_size):
+    similarity = build_tiny_similarity(
+        tmp_path_factory.mktemp("qa-similarity") / "siglip", tiny_models["tokenizer"]
+    )
+    return {
+        "num_candidates": N,
+        "frame_size": 48,
+        "ks": KS,
+        "strategies": ["uniform", "selector:nms", "similarity:inverse_transform", "mllm:topk"],
+        "scorers": {
+            "selector": {"model": str(tiny_models["selector"])},
+            "similarity": {"model": str(similarity)},
+            "mllm": {
+                "model": str(tiny_models["qwen2-vl"]),
+                "backend_options": {"batch_size": 8},
+                "top_logprobs": vocab_size,
+                "force_top_logprobs": vocab_size,
+            },
+        },
+        "answerer": {"model": str(tiny_models["qwen2-vl"]), "max_new_tokens": 3},
+    }
+
+
+def _answers(work) -> dict[tuple, dict]:
+    db = sqlite3.connect(work / "run.sqlite")
+    rows = db.execute(
+        "SELECT item, fingerprint, status, payload, attempts, updated FROM eval_results "
+        "WHERE stage = 'answer'"
+    ).fetchall()
+    db.close()
+    return {(r[0], r[1]): {"status": r[2], "payload": json.loads(r[3]), "attempts": r[4],
+                           "updated": r[5]} for r in rows}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(qa_set, eval_config, tmp_path_factory):
+    work = tmp_path_factory.mktemp("qa-work") / "work"
+    summary = run_eval(
+        EvalConfig.from_dict(eval_config),
+        qa_set["manifest"],
+        qa_set["videos"],
+        work,
+        progress=False,
+    )
+    return work, summary
+
+
+def test_every_cell_is_answered_or_failed_on_record(first_run, qa_set):
+    _, summary = first_run
+    items, cells = len(qa_set["rows"]), len(qa_set["rows"]) * 4 * len(KS)
+    assert (summary.items, summary.videos, summary.cells) == (items, 3, cells)
+    # the missing video and the bad gold answer fail every one of their cells; the run goes on
+    assert summary.failed == 2 * 4 * len(KS) and summary.computed == cells - summary.failed
+    report = summary.report
+    errors = {f["error"] for f in report.failures}
+    assert any("video gone.mp4: VideoError" in e and "no such file" in e for e in errors)
+    assert any("bad item" in e and "answer 'F' is not an option letter" in e for e in errors)
+    for row in report.rows:
+        assert (row.done, row.failed, row.pending) == (4, 2, 0)
+        assert row.multiple_choice == 3  # the open-ended question is generated only
+        assert 0.0 <= row.accuracy <= 1.0 and 0.0 <= row.acc_likelihood <= 1.0
+        assert row.answer_seconds > 0 and row.decode_seconds > 0
+        if row.strategy == "uniform":
+            assert row.selection_calls is None and row.delta_vs_uniform is None
+        else:
+            assert row.selection_seconds > 0 and row.selection_calls >= 1
+            assert row.delta_vs_uniform == pytest.approx(
+                row.accuracy - report.row("uniform", row.k).accuracy
+            )
+    assert report.row("selector:nms", 2).selection_calls == 1
+    assert report.row("mllm:topk", 2).selection_calls >= N  # one M-LLM request per frame
+
+
+def test_answers_record_the_frames_and_the_exact_prompt(first_run, qa_set, tiny_models):
+    from transformers import AutoModel
+
+    work, summary = first_run
+    items = {item.sample_id: item for item in read_manifest(qa_set["manifest"])}
+    selector = AutoModel.from_pretrained(tiny_models["selector"]).eval()
+    answers = [a for a in _answers(work).values() if a["status"] == "done"]
+    assert len(answers) == summary.computed
+    for answer in answers:
+        p = answer["payload"]
+        item = next(
+            i for i in items.values() if build_prompt(i.question, i.options).text == p["user_text"]
+        )
+        candidates = sample_candidates(qa_set["videos"] / item.video, N, size=48)
+        positions = np.asarray(p["positions"])
+        assert len(positions) == p["k"] == p["num_frames"]
+        assert p["frame_indices"] == candidates.indices[positions].tolist()
+        if p["strategy"] == "uniform":
+            assert positions.tolist() == select(np.zeros(N), p["k"], "uniform").tolist()
+        if p["strategy"] == "selector:nms":
+            # the same n candidates, scored once and picked by NMS for each k
+            expected = selector.select_frames(
+                candidates, item.question, k=p["k"], options=list(item.options) or None
+            )
+            assert positions.tolist() == expected.positions.tolist()
+        assert p["prompt"].count("<|image_pad|>") == p["k"] and p["user_text"] in p["prompt"]
+        assert p["gold"] == gold_answer(item.answer, item.options)
+        if p["multiple_choice"]:
+            assert p["correct_likelihood"] == (p["likelihood_choice"] == p["gold"])
+            assert p["correct_generate"] == (p["choice"] == p["gold"])
+            assert p["unparsed"] == (p["choice"] is None)
+    strategies = {a["payload"]["strategy"] for a in answers}
+    assert strategies == {"uniform", "selector:nms", "similarity:inverse_transform", "mllm:topk"}
+
+
+def test_uniform_is_charged_for_decoding_only_its_frames(first_run):
+    work, _ = first_run
+    with EvalStore(work, create=False) as store:
+        fp = store.get_meta("eval")["fingerprints"]["candidates"]
+        keys = [f"{v}#k={k}" for v in ("a.mp4", "b.mp4") for k in KS]
+        records = store.get_results("uniform_decode", keys, fp)
+    assert sorted(records) == sorted(keys)
+    for key, record in records.items():
+        k = int(key.rpartition("=")[2])
+        assert record.ok and record.payload["frames_decoded"] == k
+        assert record.payload["same_frames"] is True  # bit-identical to the candidates'
+
+
+def test_a_rerun_computes_nothing_and_a_new_strategy_only_its_cells(first_run, qa_set, eval_config):
+    work, _ = first_run
+    before = _answers(work)
+    with EvalStore(work, create=False) as store:
+        scores_before = store.count_results("scores")
+    again = run_eval(EvalConfig.from_dict(eval_config), qa_set["manifest"], qa_set["videos"], work,
+                     progress=False)  # fmt: skip
+    assert (again.computed, again.failed, again.cached) == (0, 0, again.cells)
+    assert _answers(work) == before
+
+    # selector:topk reuses the stored selector curves; nothing else is recomputed
+    wider = {**eval_config, "strategies": [*eval_config["strategies"], "selector:topk"]}
+    more = run_eval(EvalConfig.from_dict(wider), qa_set["manifest"], qa_set["videos"], work,
+                    progress=False)  # fmt: skip
+    items = len(qa_set["rows"])
+    assert more.computed == 4 * len(KS) and more.failed == 2 * len(KS)
+    assert more.cached == items * 4 * len(KS)
+    after = _answers(work)
+    assert {key: after[key] for key in before} == before  # untouched: same attempts and times
+    with EvalStore(work, create=False) as store:
+        assert store.count_results("scores") == scores_before
+    topk = more.report.row("selector:topk", 2)
+    assert topk.done == 4 and topk.selection_calls == 1
+
+    # --retry-failed recomputes the failures (still failing) and nothing else
+    retried = run_eval(EvalConfig.from_dict(wider), qa_set["manifest"], qa_set["videos"], work,
+                       progress=False, retry_failed=True)  # fmt: skip
+    assert retried.computed == 0 and retried.failed == 2 * 5 * len(KS)
+    final = _answers(work)
+    assert all(v["attempts"] == 2 for v in final.values() if v["status"] == "failed")
+    assert all(v["attempts"] == 1 for v in final.values() if v["status"] == "done")
+
+
+class _Interrupting(Answerer):
+    """The real answerer, interrupted (like Ctrl-C) at its n-th answer."""
+
+    def __init__(self, *args, stop_at: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.stop_at = 0, stop_at
+
+    def answer(self, frames, prompt):
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return super().answer(frames, prompt)
+
+
+def test_an_interrupted_run_keeps_its_answers_and_resumes(qa_set, eval_config, tmp_path):
+    config = EvalConfig.from_dict({**eval_config, "strategies": ["uniform", "selector:nms"]})
+    work = tmp_path / "work"
+    interrupted = _Interrupting(config.answerer, stop_at=6)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config, qa_set["manifest"], qa_set["videos"], work, progress=False,
+                 answerer=interrupted)  # fmt: skip
+    kept = {k: v for k, v in _answers(work).items() if v["status"] == "done"}
+    assert len(kept) == 5
+    resumed = run_eval(config, qa_set["manifest"], qa_set["videos"], work, progress=False)
+    assert resumed.computed == 4 * 2 * len(KS) - 5
+    after = _answers(work)
+    assert {k: after[k] for k in kept} == kept
+    assert resumed.report.row("selector:nms", 4).done == 4
+
+
+def test_results_and_plots_are_written(first_run, tmp_path):
+    work, _ = first_run
+    report = build_report(work, include_answers=True)
+    summary, answers = write_results(report, tmp_path / "results")
+    data = json.loads(summary.read_text())
+    assert data["prompts"]["multiple_choice"].startswith("{question}\n{options}")
+    assert data["prompts"]["hash"] == prompt_hash()
+    assert data["answerer"]["frames_as"] == "images"
+    assert "strategies:" in data["config_yaml"]
+    lines = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert len(lines) == sum(row.done for row in report.rows)
+    assert all("<|im_start|>assistant" in line["prompt"] for line in lines)
+    for path in plot_report(report, tmp_path / "results"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+# --- config and store ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (
+            {"ks": [4, 200], "strategies": ["uniform"]},
+            r"every k must be at most num_candidates \(128\), got 200",
+        ),
+        ({"strategies": ["uniform", "uniform"]}, "lists a strategy twice"),
+        (
+            {"strategies": ["selector:nms"]},
+            r"strategies use the 'selector' scorer: scorers.selector.model is required",
+        ),
+        (
+            {"strategies": ["uniform"], "answerer": {"modle": "x"}},
+            r"unknown config key\(s\) answerer.modle",
+        ),
+        (
+            {"strategies": ["uniform"], "answerer": {"scoring": "vibes"}},
+            "answerer.scoring must be one of",
+        ),
+        ({"strategies": ["uniform"], "scorers": {"clip": {}}}, r"unknown scorer\(s\) \['clip'\]"),
+        ({"strategies": ["uniform"], "frames": 8}, r"unknown config key\(s\) frames"),
+    ],
+)
+def test_bad_configs_name_the_key_and_the_rule(data, match):
+    with pytest.raises(ValueError, match=match):
+        EvalConfig.from_dict(data)
+
+
+def test_config_overrides_and_yaml_round_trip(tmp_path):
+    config = EvalConfig.load(
+        None,
+        ["strategies=[uniform, selector]", "scorers.selector.model=/models/sel", "ks=[16, 8, 8]",
+         "answerer.dtype=bfloat16"],
+    )  # fmt: skip
+    assert config.strategies == ["uniform", "selector:nms"] and config.ks == [8, 16]
+    assert config.answerer.dtype == "bfloat16"
+    path = tmp_path / "eval.yaml"
+    config.to_yaml(path)
+    assert EvalConfig.load(path) == config
+    with pytest.raises(ValueError, match="unknown key 'modle' in answerer"):
+        EvalConfig.load(None, ["answerer.modle=x"])
+
+
+def test_the_eval_store_refuses_a_label_run_and_a_second_writer(tmp_path):
+    with RunStore(tmp_path / "labels") as labels:
+        labels.put([Record("fused", "s1", "fp", "done", {})])
+    with pytest.raises(ValueError, match="holds a label run, not an eval"):
+        EvalStore(tmp_path / "labels")
+    with pytest.raises(FileNotFoundError, match=r"holds no eval run.*framesel eval qa"):
+        EvalStore(tmp_path / "nothing", create=False)
+    with EvalStore(tmp_path / "eval") as first:
+        first.lock()
+        with (
+            EvalStore(tmp_path / "eval") as second,
+            pytest.raises(StoreLockedError, match="another eval run"),
+        ):
+            second.lock()
