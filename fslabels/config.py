@@ -37,7 +37,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "DEFAULT_MLLM",
@@ -46,6 +46,7 @@ __all__ = [
     "CaptionStageConfig",
     "FusionConfig",
     "LabelRunConfig",
+    "OverridableConfig",
     "SpatialStageConfig",
     "StageConfig",
     "TemporalStageConfig",
@@ -257,8 +258,109 @@ _SECTIONS: dict[str, type] = {
 _FREE_FORM = ("backend_options", "prices")
 
 
+_C = TypeVar("_C", bound="OverridableConfig")
+
+
+class OverridableConfig:
+    """What a top-level config dataclass shares: build from a mapping, load from YAML with
+    dotted ``--set`` overrides, write back as YAML. `LabelRunConfig` and
+    `fslabels.qa.config.EvalConfig` use it.
+
+    A subclass (a ``@dataclass``) declares, as class variables:
+
+    - ``config_name``: what is being loaded, for messages (``"label run config"``);
+    - ``config_sections``: ``{field: config class}`` of its nested sections, whose keys
+      overrides check too (``{"spatial": SpatialStageConfig}``);
+    - ``config_free_form``: field names (at any depth) holding free-form mappings, inside which
+      overrides may create keys (``("backend_options",)``).
+
+    Example:
+        >>> @dataclass
+        ... class Tiny(OverridableConfig):
+        ...     config_name: ClassVar[str] = "tiny config"
+        ...     n: int = 1
+        >>> Tiny.load(None, ["n=3"]).to_yaml()
+        'n: 3\\n'
+    """
+
+    config_name: ClassVar[str] = "config"
+    config_sections: ClassVar[Mapping[str, type]] = {}
+    config_free_form: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_dict(cls: type[_C], data: Mapping[str, Any]) -> _C:
+        """Build from a nested mapping (YAML); unknown keys are errors listing the known ones."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"the {cls.config_name} must be a mapping, got {data!r}")
+        return _build(cls, data, "")
+
+    @classmethod
+    def load(
+        cls: type[_C], path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()
+    ) -> _C:
+        """The defaults, updated from a YAML file, then from dotted ``key=value`` overrides.
+
+        Args:
+            path: a YAML file, or None for the defaults.
+            overrides: ``"spatial.cot=false"``, ``"spatial.backend_options.batch_size=4"``;
+                values are parsed as YAML (``8`` is an int, ``[1, 2]`` a list, ``null`` None).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: invalid YAML, unknown keys, malformed overrides or invalid values.
+        """
+        import yaml
+
+        data: dict[str, Any] = {}
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"{cls.config_name} {path} does not exist")
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path} is not valid YAML: {err}") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError(f"{path} must hold a mapping, got {type(loaded).__name__}")
+            data = loaded or {}
+        return cls.from_dict(apply_overrides(data, overrides, config=cls))
+
+    def build_sections(self) -> None:
+        """Turn each section given as a mapping into its config (call from ``__post_init__``).
+
+        Raises:
+            ValueError: a section that is neither a mapping nor its config, or unknown keys.
+        """
+        for name, cls in self.config_sections.items():
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                setattr(self, name, _build(cls, value, name))
+            elif not isinstance(value, cls):
+                raise ValueError(
+                    f"{name} must be a mapping or a {cls.__name__}, got {type(value).__name__}"
+                )
+
+    def with_overrides(self: _C, overrides: Iterable[str]) -> _C:
+        """A copy with dotted ``key=value`` overrides applied."""
+        config = type(self)
+        return config.from_dict(apply_overrides(self.to_dict(), overrides, config=config))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts and lists (what `to_yaml` writes)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The exact config as YAML (written to ``path`` when given); `load` reads it back."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
 @dataclass
-class LabelRunConfig:
+class LabelRunConfig(OverridableConfig):
     """Everything that defines a label run (see the module docstring).
 
     Args:
@@ -277,6 +379,10 @@ class LabelRunConfig:
         ValueError: on any invalid value, naming the key, the value and the rule.
     """
 
+    config_name: ClassVar[str] = "label run config"
+    config_sections: ClassVar[Mapping[str, type]] = _SECTIONS
+    config_free_form: ClassVar[tuple[str, ...]] = _FREE_FORM
+
     num_candidates: int = 128
     frame_size: int | None = 224
     video_reader: str = "pyav"
@@ -294,14 +400,7 @@ class LabelRunConfig:
         if self.video_reader not in _READERS:
             raise ValueError(f"video_reader must be one of {_READERS}, got {self.video_reader!r}")
         _check_bool("", "keep_logprobs", self.keep_logprobs)
-        for name, cls in _SECTIONS.items():
-            value = getattr(self, name)
-            if isinstance(value, Mapping):
-                setattr(self, name, _build(cls, value, name))
-            elif not isinstance(value, cls):
-                raise ValueError(
-                    f"{name} must be a mapping or a {cls.__name__}, got {type(value).__name__}"
-                )
+        self.build_sections()
         if not isinstance(self.prices, Mapping):
             raise ValueError(f"prices must be a mapping of model -> [in, out], got {self.prices!r}")
         prices = {}
@@ -372,64 +471,9 @@ class LabelRunConfig:
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LabelRunConfig:
-        """Build from a nested mapping (YAML); unknown keys are errors listing the known ones."""
-        return _build(cls, data, "")
-
-    @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> LabelRunConfig:
         """Read a YAML file (see `load` for overrides)."""
         return cls.load(path)
-
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()
-    ) -> LabelRunConfig:
-        """The defaults, updated from a YAML file, then from dotted ``key=value`` overrides.
-
-        Args:
-            path: a YAML file, or None for the defaults.
-            overrides: ``"spatial.cot=false"``, ``"spatial.backend_options.batch_size=4"``;
-                values are parsed as YAML (``8`` is an int, ``[1, 2]`` a list, ``null`` None).
-
-        Raises:
-            FileNotFoundError: no such file.
-            ValueError: invalid YAML, unknown keys, malformed overrides or invalid values.
-        """
-        import yaml
-
-        data: dict[str, Any] = {}
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"label run config {path} does not exist")
-            try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as err:
-                raise ValueError(f"{path} is not valid YAML: {err}") from None
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ValueError(f"{path} must hold a mapping, got {type(loaded).__name__}")
-            data = loaded or {}
-        return cls.from_dict(apply_overrides(data, overrides))
-
-    def with_overrides(self, overrides: Iterable[str]) -> LabelRunConfig:
-        """A copy with dotted ``key=value`` overrides applied."""
-        return type(self).from_dict(apply_overrides(self.to_dict(), overrides))
-
-    # --- output ---------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dicts and lists (what `to_yaml` writes)."""
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The exact config as YAML (written to ``path`` when given); `load` reads it back."""
-        import yaml
-
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
@@ -467,15 +511,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [p.strip() for p in parts], value
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(
+    data: Mapping[str, Any],
+    overrides: Iterable[str],
+    *,
+    config: type[OverridableConfig] | None = None,
+) -> dict[str, Any]:
     """A deep copy of ``data`` with each dotted override set (keys are checked against the
-    config's fields, except inside free-form mappings such as ``backend_options``)."""
+    fields of ``config``, `LabelRunConfig` by default, except inside free-form mappings such as
+    ``backend_options``)."""
     import copy
 
+    config = LabelRunConfig if config is None else config
     out = copy.deepcopy(dict(data))
     for text in overrides:
         parts, value = parse_override(text)
-        _check_path(parts, text)
+        _check_path(config, parts, text)
         node = out
         for part in parts[:-1]:
             child = node.get(part)
@@ -488,8 +539,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
     return out
 
 
-def _check_path(parts: list[str], text: str) -> None:
-    cls: type | None = LabelRunConfig
+def _check_path(config: type[OverridableConfig], parts: list[str], text: str) -> None:
+    cls: type | None = config
     for depth, part in enumerate(parts):
         if cls is None:
             return  # inside a free-form mapping
@@ -499,9 +550,9 @@ def _check_path(parts: list[str], text: str) -> None:
             raise ValueError(
                 f"--set {text!r}: unknown key {part!r} in {where}; known: {', '.join(known)}"
             )
-        if part in _FREE_FORM:
+        if part in config.config_free_form:
             cls = None
-        elif depth == 0 and part in _SECTIONS:
-            cls = _SECTIONS[part]
+        elif depth == 0 and part in config.config_sections:
+            cls = config.config_sections[part]
         elif depth < len(parts) - 1:
             raise ValueError(f"--set {text!r}: {'.'.join(parts[: depth + 1])} is not a mapping")

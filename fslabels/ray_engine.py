@@ -68,10 +68,10 @@ from fslabels.run import (
     MODEL_STAGES,
     BackendLoadError,
     LabelContext,
+    ProgressBars,
     RunSummary,
     Step,
     VideoWork,
-    _Bars,
     _Run,
     _Session,
 )
@@ -431,7 +431,7 @@ def run_labels_ray(
         session.prepare(retry_failed)
         session.begin_run()
         engine: dict[str, Any] = {"name": "ray", "address": options.address, "videos_sent": 0}
-        with _Bars(progress, session.totals()) as bars:
+        with ProgressBars(progress, session.totals()) as bars:
             run = _Run(session.store, bars)
             remote = []
             for work in session.plans(retry_failed):

@@ -299,6 +299,20 @@ def _reply(response: ChatResponse, keep_logprobs: bool) -> dict[str, Any]:
 # --- per-video and per-batch work (what a distributed engine would reuse) -------------------
 
 
+def candidates_payload(candidates: Any) -> dict[str, Any]:
+    """What a candidates record stores of `fsmodel.video.Candidates` (everything but the
+    frames); label runs and evals store the same."""
+    return {
+        "frame_indices": candidates.indices.tolist(),
+        "timestamps": candidates.timestamps.tolist(),
+        "num_frames": candidates.num_frames,
+        "fps": candidates.fps,
+        "duration": candidates.duration,
+        "reader": candidates.reader,
+        "frame_shape": list(candidates.frames.shape[1:]),
+    }
+
+
 def decode_video(
     ctx: LabelContext, video: str, path: str | os.PathLike[str]
 ) -> tuple[Any | None, Record]:
@@ -325,15 +339,7 @@ def decode_video(
             error=f"VideoError: {err}",
             seconds=time.perf_counter() - start,
         )
-    payload = {
-        "frame_indices": candidates.indices.tolist(),
-        "timestamps": candidates.timestamps.tolist(),
-        "num_frames": candidates.num_frames,
-        "fps": candidates.fps,
-        "duration": candidates.duration,
-        "reader": candidates.reader,
-        "frame_shape": list(candidates.frames.shape[1:]),
-    }
+    payload = candidates_payload(candidates)
     record = Record(
         "candidates", video, fingerprint, "done", payload, seconds=time.perf_counter() - start
     )
@@ -684,7 +690,8 @@ def _todo(record: Record | None, retry: bool) -> bool:
     return record is None or (not record.ok and retry)
 
 
-def _error_text(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
+    """``"TypeName: message"``: how a stored failure names its exception."""
     return f"{type(err).__name__}: {err}"
 
 
@@ -815,7 +822,7 @@ class VideoWork:
             if not isolate:
                 raise
             logger.exception("%s of video %s failed", what, self.video)
-            return fail(f"{what} raised {_error_text(err)}")
+            return fail(f"{what} raised {error_text(err)}")
 
     def decode(
         self, ctx: LabelContext, isolate: bool = False, lost: str | None = None
@@ -1089,10 +1096,18 @@ _UNITS = {
 }
 
 
-class _Bars:
-    """One progress bar per stage (rich), or nothing."""
+class ProgressBars:
+    """One progress bar per stage (rich, on stderr), or nothing (also the eval's bar).
 
-    def __init__(self, enabled: bool, totals: Mapping[str, int]) -> None:
+    Args:
+        enabled: show bars; ``False``: every method does nothing.
+        totals: ``{stage: units to do}``, one bar each, in order.
+        units: ``{stage: what a unit is}`` shown beside each bar (default: the label stages').
+    """
+
+    def __init__(
+        self, enabled: bool, totals: Mapping[str, int], units: Mapping[str, str] = _UNITS
+    ) -> None:
         self._progress = None
         self._tasks: dict[str, Any] = {}
         if not enabled:
@@ -1117,9 +1132,9 @@ class _Bars:
             console=Console(stderr=True),  # stdout stays free for results (--json)
         )
         for stage, total in totals.items():
-            self._tasks[stage] = self._progress.add_task(stage, total=total, unit=_UNITS[stage])
+            self._tasks[stage] = self._progress.add_task(stage, total=total, unit=units[stage])
 
-    def __enter__(self) -> _Bars:
+    def __enter__(self) -> ProgressBars:
         if self._progress is not None:
             self._progress.start()
         return self
@@ -1133,7 +1148,14 @@ class _Bars:
             self._progress.advance(self._tasks[stage], amount)
 
 
-def _as_items(manifest_or_items: Any) -> list[LabelItem]:
+def as_items(manifest_or_items: Any) -> list[LabelItem]:
+    """The items of a manifest file, or the given `LabelItem`\\ s checked (types, no sample
+    id twice); shared by label runs and evals.
+
+    Raises:
+        TypeError: an item that is not a `LabelItem`.
+        ValueError: the same (video_id, question) twice, or an unreadable manifest.
+    """
     if isinstance(manifest_or_items, (str, os.PathLike)):
         return read_manifest(manifest_or_items)
     items = list(manifest_or_items)
@@ -1169,7 +1191,7 @@ class _Run:
     """The accounting of one invocation, the same for every engine: commits steps to the store,
     sums the stage statistics and advances the progress bars."""
 
-    def __init__(self, store: RunStore, bars: _Bars) -> None:
+    def __init__(self, store: RunStore, bars: ProgressBars) -> None:
         self.store = store
         self.bars = bars
         self.stats = {stage: StageStats() for stage in STAGES}
@@ -1218,7 +1240,7 @@ class _Session:
         if not isinstance(config, LabelRunConfig):
             raise TypeError(f"config must be a LabelRunConfig, got {type(config).__name__}")
         self.config = config
-        self.items = _as_items(manifest_or_items)
+        self.items = as_items(manifest_or_items)
         if not self.items:
             raise ValueError("nothing to label: the manifest has no items")
         self.root = Path(videos_root).resolve()
@@ -1364,7 +1386,7 @@ def run_labels(
         if session.prepare(retry_failed):
             session.ctx.load()  # fail before any work, not midway
         session.begin_run()
-        with _Bars(progress, session.totals()) as bars:
+        with ProgressBars(progress, session.totals()) as bars:
             run = _Run(session.store, bars)
             for work in session.plans(retry_failed):
                 run.apply(work.steps(session.ctx))

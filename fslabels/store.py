@@ -38,14 +38,15 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "STAGES",
     "STORE_FILE",
     "STORE_SCHEMA_VERSION",
+    "BaseRecord",
     "Record",
     "RunStore",
     "StoreLockedError",
@@ -133,7 +134,35 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass
-class Record:
+class BaseRecord:
+    """What every stored unit of work has (`Record`; `fslabels.qa.store.EvalRecord`): a key
+    ``(stage, item, fingerprint)``, a status, a JSON payload and an error. A subclass adds its
+    usage fields and names its stages in ``stages``; a table holding it has one column per
+    field, in field order (see `_columns`).
+    """
+
+    stages: ClassVar[tuple[str, ...]] = ()
+
+    stage: str
+    item: str
+    fingerprint: str
+    status: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage not in self.stages:
+            raise ValueError(f"stage must be one of {self.stages}, got {self.stage!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+@dataclass
+class Record(BaseRecord):
     """One unit of finished (or failed) work, as written to and read from the store.
 
     Attributes:
@@ -149,12 +178,8 @@ class Record:
         updated: unix time of the last write (read only).
     """
 
-    stage: str
-    item: str
-    fingerprint: str
-    status: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+    stages: ClassVar[tuple[str, ...]] = STAGES
+
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -163,39 +188,24 @@ class Record:
     attempts: int = 1
     updated: float = 0.0
 
-    def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
+_R = TypeVar("_R")
 
 
-_COLUMNS = (
-    "stage, item, fingerprint, status, payload, error, requests, prompt_tokens, "
-    "completion_tokens, cost, seconds, attempts, updated"
-)
+def _columns(record_class: type) -> str:
+    """The SQL columns of a record dataclass: its fields, in order (a results table's columns
+    carry the same names)."""
+    return ", ".join(f.name for f in fields(record_class))
 
 
-def _record(row: Sequence[Any]) -> Record:
-    return Record(
-        stage=row[0],
-        item=row[1],
-        fingerprint=row[2],
-        status=row[3],
-        payload=from_json(row[4]),
-        error=row[5],
-        requests=row[6],
-        prompt_tokens=row[7],
-        completion_tokens=row[8],
-        cost=row[9],
-        seconds=row[10],
-        attempts=row[11],
-        updated=row[12],
-    )
+def _record(row: Sequence[Any], record_class: type[_R]) -> _R:
+    """A record dataclass from a row selected with `_columns` (the payload is JSON)."""
+    values = dict(zip((f.name for f in fields(record_class)), row, strict=True))
+    values["payload"] = from_json(values["payload"])
+    return record_class(**values)
+
+
+_COLUMNS = _columns(Record)
 
 
 class RunStore:
@@ -213,6 +223,10 @@ class RunStore:
         ...     print(store.stage_counts(fingerprints))
     """
 
+    # What a subclass stores, for messages (`fslabels.qa.store.EvalStore`: an eval run).
+    run_kind: ClassVar[str] = "label run"
+    start_command: ClassVar[str] = "framesel labels run"
+
     def __init__(
         self, workdir: str | os.PathLike[str], create: bool = True, timeout: float = 60.0
     ) -> None:
@@ -220,8 +234,8 @@ class RunStore:
         self.path = self.workdir / STORE_FILE
         if not create and not self.path.is_file():
             raise FileNotFoundError(
-                f"{self.workdir} holds no label run ({STORE_FILE} is missing); "
-                "start one with `framesel labels run`"
+                f"{self.workdir} holds no {self.run_kind} ({STORE_FILE} is missing); "
+                f"start one with `{self.start_command}`"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
@@ -284,7 +298,7 @@ class RunStore:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise StoreLockedError(
-                f"another label run (pid {holder}) is writing to {self.workdir}; wait for it "
+                f"another {self.run_kind} (pid {holder}) is writing to {self.workdir}; wait for it "
                 "or stop it first"
             ) from None
         os.ftruncate(fd, 0)
@@ -362,34 +376,38 @@ class RunStore:
 
     def get_many(self, stage: str, items: Iterable[str], fingerprint: str) -> dict[str, Record]:
         """``{item: record}`` for the items that have a record under this fingerprint."""
-        items = list(dict.fromkeys(items))
-        found: dict[str, Record] = {}
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
-                f"SELECT {_COLUMNS} FROM results WHERE stage = ? AND fingerprint = ? "
-                f"AND item IN ({marks})",
-                [stage, fingerprint, *chunk],
-            ):
-                found[row[1]] = _record(row)
-        return found
+        return self._records_by_item("results", Record, stage, items, fingerprint)
 
     def statuses(self, stage: str, items: Iterable[str], fingerprint: str) -> dict[str, str]:
         """``{item: "done" | "failed"}`` without reading payloads (cheap for whole runs)."""
+        return dict(self._select_items("results", "item, status", stage, items, fingerprint))
+
+    def _select_items(
+        self, table: str, columns: str, stage: str, items: Iterable[str], fingerprint: str
+    ) -> Iterator[Any]:
+        """The rows of ``table`` (``columns``, item second) for these items of one stage and
+        fingerprint, selected in chunks of bound ids."""
         items = list(dict.fromkeys(items))
-        found: dict[str, str] = {}
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                self._db.execute(
-                    f"SELECT item, status FROM results WHERE stage = ? AND fingerprint = ? "
-                    f"AND item IN ({marks})",
-                    [stage, fingerprint, *chunk],
-                )
+            yield from self._db.execute(
+                f"SELECT {columns} FROM {table} WHERE stage = ? AND fingerprint = ? "
+                f"AND item IN ({marks})",
+                [stage, fingerprint, *chunk],
             )
-        return found
+
+    def _records_by_item(
+        self,
+        table: str,
+        record_class: type[_R],
+        stage: str,
+        items: Iterable[str],
+        fingerprint: str,
+    ) -> dict[str, _R]:
+        """``{item: record}`` from ``table``, whose columns are ``record_class``'s fields."""
+        rows = self._select_items(table, _columns(record_class), stage, items, fingerprint)
+        return {row[1]: _record(row, record_class) for row in rows}
 
     def records(
         self, stage: str, fingerprint: str | None = None, status: str | None = None
@@ -403,7 +421,7 @@ class RunStore:
         if status is not None:
             sql += " AND status = ?"
             args.append(status)
-        return [_record(row) for row in self._db.execute(sql + " ORDER BY item", args)]
+        return [_record(row, Record) for row in self._db.execute(sql + " ORDER BY item", args)]
 
     def counts(self, fingerprints: Mapping[str, str]) -> dict[str, dict[str, int]]:
         """``{stage: {"done": k, "failed": k}}`` under the given fingerprint of each stage."""

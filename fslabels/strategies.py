@@ -35,12 +35,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import logging
 import os
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -48,8 +47,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from fslabels._components import NOT_IN_FINGERPRINT, Component, fingerprint_fields, lookup, register
 from fslabels._hashing import stable_hash
-from fslabels.backends import NOT_IN_FINGERPRINT
 
 if TYPE_CHECKING:
     from fsmodel.video import Candidates
@@ -185,14 +184,6 @@ class Selection:
 # --- scorers ----------------------------------------------------------------------------------
 
 
-def _fingerprint_fields(config: Any) -> dict[str, Any]:
-    return {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(config)
-        if f.metadata.get("fingerprint", True)
-    }
-
-
 def _check_dtype(where: str, dtype: str) -> None:
     if dtype not in _DTYPES:
         raise ValueError(f"{where}.dtype must be one of {_DTYPES}, got {dtype!r}")
@@ -204,81 +195,35 @@ def _check_model(where: str, model: Any) -> str:
     return str(model)
 
 
-class Scorer(ABC):
+class Scorer(Component):
     """Gives every candidate frame of a video a score for a question.
 
     Subclasses declare ``name`` (the registry key) and ``config_class`` (a dataclass validated
     in ``__post_init__``), and implement ``_load``, ``_unload`` and ``score``. Heavy imports
     (torch, transformers) happen in ``_load``. Config fields whose metadata is
     `fslabels.backends.NOT_IN_FINGERPRINT` (device, batch sizes) stay out of `fingerprint`.
+    Config handling and the load/unload lifecycle are `fslabels._components.Component`'s
+    (shared with the backends).
 
     Args:
-        config: a ``config_class`` instance; or pass its fields as keyword arguments.
+        config: a ``config_class`` instance or a mapping of its fields; or pass its fields as
+            keyword arguments.
     """
 
-    name: ClassVar[str]
-    config_class: ClassVar[type]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if getattr(cls, "__abstractmethods__", None):
-            return
-        if not isinstance(cls.__dict__.get("name"), str) or not cls.__dict__["name"]:
-            raise TypeError(f"{cls.__name__} must set a class attribute name = '<scorer name>'")
-        config_class = cls.__dict__.get("config_class")
-        if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
-            raise TypeError(f"{cls.__name__}.config_class must be a dataclass")
+    name_hint: ClassVar[str] = "<scorer name>"
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
-        if config is None:
-            config = self.config_class(**kwargs)
-        elif isinstance(config, Mapping):
-            config = self.config_class(**{**config, **kwargs})
-        elif not isinstance(config, self.config_class):
-            raise TypeError(
-                f"{type(self).__name__} takes a {self.config_class.__name__}, "
-                f"got {type(config).__name__}"
-            )
-        elif kwargs:
-            config = dataclasses.replace(config, **kwargs)
-        self.config = config
-        self._loaded = False
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
+        if isinstance(config, Mapping):
+            config, kwargs = None, {**config, **kwargs}
+        super().__init__(config, **kwargs)
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes this scorer's scores: its name and config (minus device, batching)."""
-        return {"scorer": self.name, **_fingerprint_fields(self.config)}
+        return {"scorer": self.name, **fingerprint_fields(self.config)}
 
-    def load(self) -> None:
-        """Load the model (idempotent)."""
-        if not self._loaded:
-            self._load()
-            self._loaded = True
-
-    def unload(self) -> None:
-        """Free the model (idempotent)."""
-        if self._loaded:
-            self._unload()
-            self._loaded = False
-
-    def reset(self) -> None:  # noqa: B027 (optional hook: most scorers keep no caches)
+    def reset(self) -> None:
         """Forget per-video caches (the similarity scorer's image embeddings), so the next
         question pays for everything again (benchmarks)."""
-
-    def __enter__(self) -> Scorer:
-        self.load()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.unload()
-
-    @abstractmethod
-    def _load(self) -> None: ...
-
-    @abstractmethod
-    def _unload(self) -> None: ...
 
     @abstractmethod
     def score(
@@ -689,14 +634,9 @@ def register_scorer(name: str, target: str) -> None:
         ValueError: a malformed target, a name with ``:`` or ``uniform``, or a name taken by
             another target.
     """
-    module, _, cls = target.partition(":")
-    if not module or not cls:
-        raise ValueError(f"scorer target must be 'module:Class', got {target!r}")
     if ":" in name or name == UNIFORM or not name:
         raise ValueError(f"scorer name must be non-empty, without ':', not 'uniform'; got {name!r}")
-    if SCORERS.get(name, target) != target:
-        raise ValueError(f"scorer {name!r} is already registered as {SCORERS[name]!r}")
-    SCORERS[name] = target
+    register(SCORERS, "scorer", name, target)
 
 
 def scorer_class(name: str) -> type[Scorer]:
@@ -705,19 +645,7 @@ def scorer_class(name: str) -> type[Scorer]:
     Raises:
         ValueError: an unknown name, listing the known ones.
     """
-    import importlib
-
-    if name not in SCORERS:
-        close = difflib.get_close_matches(name, SCORERS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown scorer {name!r}; known scorers: {', '.join(sorted(SCORERS))}.{hint}"
-        )
-    module_name, _, class_name = SCORERS[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Scorer)):
-        raise TypeError(f"{SCORERS[name]} is not a fslabels Scorer")
-    return cls
+    return lookup(SCORERS, "scorer", name, Scorer)
 
 
 def build_scorer(name: str, config: Mapping[str, Any] | Any = None) -> Scorer:

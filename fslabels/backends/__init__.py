@@ -9,9 +9,9 @@ asked for, so ``import fslabels.backends`` needs neither torch nor openai nor vl
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import Any
+
+from fslabels._components import lookup, register
 
 from .base import (
     NOT_IN_FINGERPRINT,
@@ -54,12 +54,7 @@ def register_backend(name: str, target: str) -> None:
     Raises:
         ValueError: if ``target`` is not ``"module:Class"`` or ``name`` is taken by another one.
     """
-    module, _, cls = target.partition(":")
-    if not module or not cls:
-        raise ValueError(f"backend target must be 'module:Class', got {target!r}")
-    if BACKENDS.get(name, target) != target:
-        raise ValueError(f"backend {name!r} is already registered as {BACKENDS[name]!r}")
-    BACKENDS[name] = target
+    register(BACKENDS, "backend", name, target)
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -67,18 +62,9 @@ def backend_class(name: str) -> type[Backend]:
 
     Raises:
         ValueError: for an unknown name, listing the known ones (and the closest match).
+        TypeError: the target is not a `Backend` subclass.
     """
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(name, BACKENDS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}.{hint}"
-        )
-    module_name, _, class_name = BACKENDS[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise TypeError(f"{BACKENDS[name]} is not a fslabels Backend")
-    return cls
+    return lookup(BACKENDS, "backend", name, Backend)
 
 
 def get_backend(name: str, **config: Any) -> Backend:

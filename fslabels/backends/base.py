@@ -29,10 +29,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from fslabels._components import NOT_IN_FINGERPRINT, Component, fingerprint_fields
 
 __all__ = [
     "NOT_IN_FINGERPRINT",
@@ -47,10 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Field metadata for config fields that do not change outputs (batch size, concurrency, timeouts):
-# they stay out of `Backend.fingerprint()`, so changing them never invalidates cached work.
-NOT_IN_FINGERPRINT: Mapping[str, Any] = {"fingerprint": False}
 
 _ROLES = ("system", "user", "assistant")
 
@@ -176,19 +174,16 @@ class BackendConfig:
     """
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.metadata.get("fingerprint", True)
-        }
+        return fingerprint_fields(self)
 
 
-class Backend(ABC):
+class Backend(Component):
     """A text or image-text model behind ``generate(list[ChatRequest]) -> list[ChatResponse]``.
 
     Subclasses declare ``name`` (the registry key) and ``config_class`` (a `BackendConfig`
-    dataclass), implement ``load``, ``unload`` and ``_generate``; `generate` adds the checks every
-    backend shares (one response per request, errors recorded per request).
+    dataclass), implement ``_load``, ``_unload`` and ``_generate``; `generate` adds the checks
+    every backend shares (one response per request, errors recorded per request). Config
+    handling and the load/unload lifecycle are `fslabels._components.Component`'s.
 
     Args:
         config: a ``config_class`` instance; or pass its fields as keyword arguments.
@@ -201,60 +196,11 @@ class Backend(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[BackendConfig]]
+    config_base: ClassVar[type | None] = BackendConfig
     # What the backend can do; labelers adapt their requests (structured output, forced answers).
     # Plain attributes, not ClassVars: a remote backend decides per instance (per endpoint).
     supports_response_format: bool = False
     supports_prefill: bool = True
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if getattr(cls, "__abstractmethods__", None):
-            return
-        name = cls.__dict__.get("name")
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"{cls.__name__} must set a class attribute name = '<registry name>'")
-        config_class = cls.__dict__.get("config_class")
-        if not (isinstance(config_class, type) and issubclass(config_class, BackendConfig)):
-            raise TypeError(f"{cls.__name__}.config_class must be a BackendConfig dataclass")
-
-    def __init__(self, config: BackendConfig | None = None, **kwargs: Any) -> None:
-        if config is None:
-            config = self.config_class(**kwargs)
-        elif not isinstance(config, self.config_class):
-            raise TypeError(
-                f"{type(self).__name__} takes a {self.config_class.__name__}, "
-                f"got {type(config).__name__}"
-            )
-        elif kwargs:
-            config = dataclasses.replace(config, **kwargs)
-        self.config = config
-        self._loaded = False
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
-
-    @property
-    def is_loaded(self) -> bool:
-        return self._loaded
-
-    def load(self) -> None:
-        """Load the model or open the client (idempotent). Heavy imports happen here."""
-        if not self._loaded:
-            self._load()
-            self._loaded = True
-
-    def unload(self) -> None:
-        """Free the model or close the client (idempotent)."""
-        if self._loaded:
-            self._unload()
-            self._loaded = False
-
-    def __enter__(self) -> Backend:
-        self.load()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.unload()
 
     def fingerprint(self) -> dict[str, Any]:
         """What about this backend changes outputs: its name and config, minus batch size,
@@ -284,12 +230,6 @@ class Backend(ABC):
                 f"{type(self).__name__} returned {len(responses)} responses for {len(requests)} requests"
             )
         return responses
-
-    @abstractmethod
-    def _load(self) -> None: ...
-
-    @abstractmethod
-    def _unload(self) -> None: ...
 
     @abstractmethod
     def _generate(self, requests: list[ChatRequest]) -> list[ChatResponse]: ...

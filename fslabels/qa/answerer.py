@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fslabels._components import fingerprint_fields
 from fslabels.backends import NOT_IN_FINGERPRINT
 from fslabels.qa.prompts import Prompt, parse_choice
 
@@ -281,12 +282,7 @@ class Answerer:
         """What changes the answers: the config (minus device and attention kernel) and the
         resolved ``frames_as``."""
         self.resolve()
-        values = {
-            f.name: getattr(self.config, f.name)
-            for f in dataclasses.fields(self.config)
-            if f.metadata.get("fingerprint", True)
-        }
-        return {**values, "frames_as": self.frames_as}
+        return {**fingerprint_fields(self.config), "frames_as": self.frames_as}
 
     # --- inputs -------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The configuration of a QA eval run: candidates, strategies, k values, scorers, downstream model.
 
 Plain dataclasses validated in ``__post_init__``; loads from YAML with dotted ``--set``
-overrides (`fslabels.config.parse_override`), and `EvalConfig.to_yaml` writes the exact config
+overrides (`fslabels.config.OverridableConfig`), and `EvalConfig.to_yaml` writes the exact config
 of a run (stored in the run and in its results)::
 
     num_candidates: 128
@@ -27,14 +27,11 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from fslabels.config import parse_override
+from fslabels.config import OverridableConfig
 from fslabels.qa.answerer import AnswererConfig
 
 __all__ = ["DEFAULT_KS", "DEFAULT_STRATEGIES", "EvalConfig"]
@@ -53,7 +50,7 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(OverridableConfig):
     """Everything that defines a QA eval run.
 
     Args:
@@ -73,6 +70,10 @@ class EvalConfig:
     Raises:
         ValueError: any invalid value, naming the key and the rule.
     """
+
+    config_name: ClassVar[str] = "eval config"
+    config_sections: ClassVar[Mapping[str, type]] = {"answerer": AnswererConfig}
+    config_free_form: ClassVar[tuple[str, ...]] = _FREE_FORM
 
     num_candidates: int = 128
     frame_size: int | None = 448
@@ -128,104 +129,6 @@ class EvalConfig:
         if not isinstance(self.rule_options, Mapping):
             raise ValueError(f"rule_options must be a mapping, got {self.rule_options!r}")
         self.rule_options = {str(k): dict(v or {}) for k, v in self.rule_options.items()}
-        if isinstance(self.answerer, Mapping):
-            known = [f.name for f in dataclasses.fields(AnswererConfig)]
-            extra = [k for k in self.answerer if k not in known]
-            if extra:
-                raise ValueError(
-                    f"unknown config key(s) {', '.join('answerer.' + k for k in extra)}; known "
-                    f"keys of answerer: {', '.join(known)}"
-                )
-            self.answerer = AnswererConfig(**self.answerer)
-        elif not isinstance(self.answerer, AnswererConfig):
-            raise ValueError(f"answerer must be a mapping, got {type(self.answerer).__name__}")
+        self.build_sections()
         if self.limit is not None:
             _positive_int("limit", self.limit)
-
-    # --- construction ---------------------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
-        """Build from a nested mapping; unknown keys are errors listing the known ones."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"the eval config must be a mapping, got {data!r}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in data if k not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown config key(s) {', '.join(map(str, unknown))}; known keys: {', '.join(known)}"
-            )
-        return cls(**dict(data))
-
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()
-    ) -> EvalConfig:
-        """The defaults, updated from a YAML file, then from dotted ``key=value`` overrides
-        (``"answerer.model=/models/qwen2-vl"``, ``"ks=[8, 16]"``; values are YAML).
-
-        Raises:
-            FileNotFoundError: no such file.
-            ValueError: invalid YAML, unknown keys, malformed overrides or invalid values.
-        """
-        import yaml
-
-        data: dict[str, Any] = {}
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"eval config {path} does not exist")
-            try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as err:
-                raise ValueError(f"{path} is not valid YAML: {err}") from None
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ValueError(f"{path} must hold a mapping, got {type(loaded).__name__}")
-            data = loaded or {}
-        return cls.from_dict(_apply_overrides(data, overrides))
-
-    def with_overrides(self, overrides: Iterable[str]) -> EvalConfig:
-        """A copy with dotted ``key=value`` overrides applied."""
-        return type(self).from_dict(_apply_overrides(self.to_dict(), overrides))
-
-    # --- output ---------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The exact config as YAML (written to ``path`` when given); `load` reads it back."""
-        import yaml
-
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
-
-
-def _apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    import copy
-
-    out = copy.deepcopy(dict(data))
-    top = [f.name for f in dataclasses.fields(EvalConfig)]
-    answerer = [f.name for f in dataclasses.fields(AnswererConfig)]
-    for text in overrides:
-        parts, value = parse_override(text)
-        if parts[0] not in top:
-            raise ValueError(f"--set {text!r}: unknown key {parts[0]!r}; known: {', '.join(top)}")
-        if parts[0] == "answerer" and len(parts) > 1 and parts[1] not in answerer:
-            raise ValueError(
-                f"--set {text!r}: unknown key {parts[1]!r} in answerer; known: {', '.join(answerer)}"
-            )
-        if len(parts) > 1 and parts[0] not in ("answerer", *_FREE_FORM):
-            raise ValueError(f"--set {text!r}: {parts[0]} is not a mapping")
-        node = out
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise ValueError(f"--set {text!r}: {part!r} holds a value, not a mapping")
-            node = child
-        node[parts[-1]] = value
-    return out

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from fslabels._hashing import stable_hash
-from fslabels.manifest import LabelItem, group_by_video, read_manifest
+from fslabels.manifest import LabelItem, group_by_video
 from fslabels.qa.answerer import Answerer
 from fslabels.qa.config import EvalConfig
 from fslabels.qa.prompts import (
@@ -56,6 +56,7 @@ from fslabels.qa.prompts import (
     prompt_hash,
 )
 from fslabels.qa.store import EvalRecord, EvalStore
+from fslabels.run import ProgressBars, as_items, candidates_payload, error_text
 from fslabels.strategies import Scorer, Strategy, build_scorer, build_strategy, uniform_selection
 
 __all__ = ["EvalFingerprints", "EvalSummary", "eval_fingerprints", "run_eval"]
@@ -63,6 +64,7 @@ __all__ = ["EvalFingerprints", "EvalSummary", "eval_fingerprints", "run_eval"]
 logger = logging.getLogger(__name__)
 
 META_KEY = "eval"
+_BAR = "eval qa"  # the progress bar's one stage
 
 
 @dataclass(frozen=True)
@@ -162,65 +164,11 @@ class _Counts:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-class _Bar:
-    """A rich progress bar over answer cells (stderr), or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self._progress = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("eval qa"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("answers"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self._task = self._progress.add_task("answers", total=total)
-
-    def __enter__(self) -> _Bar:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def advance(self, amount: int = 1) -> None:
-        if self._progress is not None and amount:
-            self._progress.advance(self._task, amount)
-
-
 def _items(manifest_or_items: Any, limit: int | None) -> list[LabelItem]:
-    if isinstance(manifest_or_items, (str, os.PathLike)):
-        items = read_manifest(manifest_or_items)
-    else:
-        items = list(manifest_or_items)
-        for i, item in enumerate(items):
-            if not isinstance(item, LabelItem):
-                raise TypeError(f"items[{i}] is a {type(item).__name__}, not a LabelItem")
-        if len({item.sample_id for item in items}) != len(items):
-            raise ValueError("items hold the same (video_id, question) more than once")
+    items = as_items(manifest_or_items)
     if not items:
         raise ValueError("there is nothing to evaluate: the manifest holds no items")
     return items[:limit] if limit else items
-
-
-def _error(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"
 
 
 class _Eval:
@@ -235,7 +183,7 @@ class _Eval:
         fingerprints: EvalFingerprints,
         videos_root: Path,
         retry_failed: bool,
-        bar: _Bar,
+        bar: ProgressBars,
     ) -> None:
         self.config = config
         self.store = store
@@ -262,7 +210,7 @@ class _Eval:
                         pending.append(_Cell(item, strategy, k, fp))
                     else:
                         self.counts.cached += 1
-                        self.bar.advance()
+                        self.bar.advance(_BAR, 1)
         return pending
 
     def _fail(self, cells: list[_Cell], error: str, **context: Any) -> None:
@@ -280,7 +228,7 @@ class _Eval:
             for c in cells
         )
         self.counts.failed += len(cells)
-        self.bar.advance(len(cells))
+        self.bar.advance(_BAR, len(cells))
 
     def evaluate_video(self, video: str, items: list[LabelItem]) -> None:
         pending = self._pending(items)
@@ -340,16 +288,7 @@ class _Eval:
             return f"video {video}: {error}"
         seconds = time.perf_counter() - start
         if stored is None or not stored.ok:
-            payload = {
-                "frame_indices": candidates.indices.tolist(),
-                "timestamps": candidates.timestamps.tolist(),
-                "num_frames": candidates.num_frames,
-                "fps": candidates.fps,
-                "duration": candidates.duration,
-                "reader": candidates.reader,
-                "frame_shape": list(candidates.frames.shape[1:]),
-                "decode_seconds": seconds,
-            }
+            payload = {**candidates_payload(candidates), "decode_seconds": seconds}
             self.store.put_results(
                 [
                     EvalRecord(
@@ -384,7 +323,7 @@ class _Eval:
                             self.fp.candidates,
                             "failed",
                             {"k": k},
-                            _error(err),
+                            error_text(err),
                         )
                     ]
                 )
@@ -445,7 +384,7 @@ class _Eval:
                 fp,
                 "failed",
                 {"scorer": scorer.name},
-                error=f"{scorer.name} scorer: {_error(err)}",
+                error=f"{scorer.name} scorer: {error_text(err)}",
                 seconds=time.perf_counter() - start,
             )
         else:
@@ -490,7 +429,7 @@ class _Eval:
             )
             result = self.answerer.answer(candidates.frames[positions], prompt)
         except Exception as err:
-            self._fail([cell], f"answering failed: {_error(err)}", **context)
+            self._fail([cell], f"answering failed: {error_text(err)}", **context)
             return
         payload = {**context, **result.to_dict(), "gold": gold}
         payload["multiple_choice"] = prompt.multiple_choice
@@ -517,7 +456,7 @@ class _Eval:
             ]
         )
         self.counts.computed += 1
-        self.bar.advance()
+        self.bar.advance(_BAR, 1)
 
 
 def run_eval(
@@ -605,7 +544,7 @@ def run_eval(
             }
         )
         run_id = store.begin_run(config.to_yaml())
-        with _Bar(progress, total) as bar:
+        with ProgressBars(progress, {_BAR: total}, units={_BAR: "answers"}) as bar:
             state = _Eval(
                 config, store, strategies, answerer, fingerprints, videos_root, retry_failed, bar
             )

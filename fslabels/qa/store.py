@@ -27,17 +27,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from fslabels.store import STORE_FILE, RunStore, StoreLockedError, from_json, to_json
+from fslabels.store import BaseRecord, RunStore, to_json
 
 __all__ = ["EVAL_STAGES", "STORE_KIND", "EvalRecord", "EvalStore"]
 
 EVAL_STAGES = ("candidates", "uniform_decode", "scores", "answer")
 STORE_KIND = "qa-eval"
-_CHUNK = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS eval_results (
@@ -53,11 +51,10 @@ CREATE TABLE IF NOT EXISTS eval_results (
     PRIMARY KEY (stage, item, fingerprint)
 ) WITHOUT ROWID
 """
-_COLUMNS = "stage, item, fingerprint, status, payload, error, seconds, attempts, updated"
 
 
 @dataclass
-class EvalRecord:
+class EvalRecord(BaseRecord):
     """One unit of eval work (see the module docstring).
 
     Attributes:
@@ -72,25 +69,11 @@ class EvalRecord:
         updated: unix time of the last write (read only).
     """
 
-    stage: str
-    item: str
-    fingerprint: str
-    status: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+    stages: ClassVar[tuple[str, ...]] = EVAL_STAGES
+
     seconds: float = 0.0
     attempts: int = 1
     updated: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.stage not in EVAL_STAGES:
-            raise ValueError(f"stage must be one of {EVAL_STAGES}, got {self.stage!r}")
-        if self.status not in ("done", "failed"):
-            raise ValueError(f"status must be 'done' or 'failed', got {self.status!r}")
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
 
 
 class EvalStore(RunStore):
@@ -107,14 +90,12 @@ class EvalStore(RunStore):
         ValueError: the directory holds a label run, not an eval.
     """
 
+    run_kind: ClassVar[str] = "eval run"
+    start_command: ClassVar[str] = "framesel eval qa"
+
     def __init__(
         self, workdir: str | os.PathLike[str], create: bool = True, timeout: float = 60.0
     ) -> None:
-        if not create and not (Path(workdir) / STORE_FILE).is_file():
-            raise FileNotFoundError(
-                f"{workdir} holds no eval run ({STORE_FILE} is missing); start one with "
-                "`framesel eval qa`"
-            )
         super().__init__(workdir, create=create, timeout=timeout)
         kind = self.get_meta("kind")
         if create and kind is None:
@@ -131,17 +112,6 @@ class EvalStore(RunStore):
                 f"{workdir} holds a {'label run' if kind is None else repr(kind)}, not an eval; "
                 "use another work directory"
             )
-
-    def lock(self) -> None:
-        """Become the only writer (see `RunStore.lock`).
-
-        Raises:
-            StoreLockedError: another eval run is writing here.
-        """
-        try:
-            super().lock()
-        except StoreLockedError as err:
-            raise StoreLockedError(str(err).replace("label run", "eval run")) from None
 
     def put_results(self, records: Iterable[EvalRecord]) -> None:
         """Write records in one transaction (all or nothing); an existing key is replaced and
@@ -183,18 +153,7 @@ class EvalStore(RunStore):
         self, stage: str, items: Iterable[str], fingerprint: str
     ) -> dict[str, EvalRecord]:
         """``{item: record}`` for the items with a record under this fingerprint."""
-        items = list(dict.fromkeys(items))
-        found: dict[str, EvalRecord] = {}
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
-                f"SELECT {_COLUMNS} FROM eval_results WHERE stage = ? AND fingerprint = ? "
-                f"AND item IN ({marks})",
-                [stage, fingerprint, *chunk],
-            ):
-                found[row[1]] = _record(row)
-        return found
+        return self._records_by_item("eval_results", EvalRecord, stage, items, fingerprint)
 
     def get_result(self, stage: str, item: str, fingerprint: str) -> EvalRecord | None:
         return self.get_results(stage, [item], fingerprint).get(item)
@@ -208,17 +167,3 @@ class EvalStore(RunStore):
                 "SELECT COUNT(*) FROM eval_results WHERE stage = ?", (stage,)
             ).fetchone()[0]
         )
-
-
-def _record(row: Any) -> EvalRecord:
-    return EvalRecord(
-        stage=row[0],
-        item=row[1],
-        fingerprint=row[2],
-        status=row[3],
-        payload=from_json(row[4]),
-        error=row[5],
-        seconds=row[6],
-        attempts=row[7],
-        updated=row[8],
-    )
