@@ -129,7 +129,7 @@ def diff(
     from rich.table import Table
 
     console = Console()
-    common = result.unchanged + len(result.changed)
+    common = result.shared
     console.print(
         f"[bold]{result.a}[/] → [bold]{result.b}[/]: +{len(result.added)} rows, "
         f"−{len(result.removed)} rows, {len(result.changed)} of {common} shared rows with "

@@ -49,6 +49,17 @@ def _root(
 _USER_ERRORS = (ValueError, OSError, ImportError)
 
 
+def _is_user_error(err: Exception) -> bool:
+    """Errors a user can act on: bad input, missing files, refused connections — including the
+    HTTP clients' transport errors (httpx / httpx2 raise their own, not OSError)."""
+    if isinstance(err, _USER_ERRORS):
+        return True
+    names = {cls.__name__ for cls in type(err).__mro__}
+    return type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore") and bool(
+        names & {"TransportError", "TimeoutException", "NetworkError"}
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `framesel` console script; the one place errors become exit codes.
 
@@ -65,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as err:  # usage errors: bad option, missing argument
         err.show()
         return getattr(err, "exit_code", 2)
-    except _USER_ERRORS as err:
+    except Exception as err:
+        if not _is_user_error(err):
+            raise
         from rich.console import Console
         from rich.markup import escape
 

@@ -276,6 +276,41 @@ def content_hash(rows: Sequence[Mapping[str, Any]], captions: Sequence[Mapping[s
     )
 
 
+# Info keys that change with every build or push without changing what a version publishes.
+_VOLATILE_INFO = (
+    "created",
+    "history",
+    "framesel_version",
+    "repo_id",
+    "content_hash",
+    "release_hash",
+)
+
+
+def release_hash(directory: Path, loaded: LoadedDataset) -> str:
+    """A hash of everything a release publishes: the content (`content_hash`), the card's inputs
+    (licence, run record, statistics, extra sections, note) and the extra assets. Pushing a
+    directory whose release hash equals the repo head's is a no-op."""
+    import hashlib
+
+    assets = {}
+    for path in (
+        sorted((directory / "assets").rglob("*")) if (directory / "assets").is_dir() else []
+    ):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != STATISTICS_PLOT:  # the plot is derived from the rows
+            assets[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card_inputs = {k: v for k, v in loaded.info.items() if k not in _VOLATILE_INFO}
+    return stable_hash(
+        {
+            "content": content_hash(loaded.rows, loaded.captions, loaded.run_config),
+            "card": card_inputs,
+            "assets": assets,
+        },
+        length=64,
+    )
+
+
 def _plot_statistics(stats: Mapping[str, Any]) -> bytes | None:
     """Histograms of the score columns as a PNG (None without matplotlib or rows)."""
     try:
@@ -333,7 +368,7 @@ def write_dataset(
     extra_sections: Mapping[str, str] | None = None,
     assets: Mapping[str, bytes] | None = None,
     note: str | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Validate rows and write a complete label dataset directory (see the module docstring).
 
@@ -352,7 +387,8 @@ def write_dataset(
         assets: ``{name: bytes}`` written under ``assets/`` (link them as ``assets/<name>``).
         note: what this version changes (the card's version table; default: kept from
             ``info`` or "built from a label run").
-        overwrite: replace an existing label dataset at ``out_dir``.
+        overwrite: replace a label dataset already at ``out_dir`` (only a directory holding
+            ``framesel_dataset.json`` counts as one; anything else is never replaced).
 
     Returns:
         The directory.
@@ -380,13 +416,7 @@ def write_dataset(
     check_label_rows(rows)
     check_caption_rows(caption_rows)
     out = Path(out_dir).expanduser()
-    if out.exists() and any(out.iterdir()):
-        if not (out / DATASET_INFO).is_file() and not (out / "data").is_dir():
-            raise FileExistsError(f"{out} exists and is not a label dataset; choose another --out")
-        if not overwrite:
-            raise FileExistsError(
-                f"{out} already holds a label dataset; replace it with --overwrite (overwrite=True)"
-            )
+    _check_replaceable(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -437,17 +467,43 @@ def write_dataset(
         (stage / "README.md").write_text(
             _render_card(record, stage, record.get("repo_id"), version=None), encoding="utf-8"
         )
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(trash)
-            stage.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            stage.rename(out)
+        _swap_into_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return out
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but a label dataset, and that only with ``overwrite``."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} is a file; choose another --out")
+    if not any(out.iterdir()):
+        return
+    if not (out / DATASET_INFO).is_file():
+        raise FileExistsError(
+            f"{out} exists and is not a label dataset (no {DATASET_INFO}); choose another --out"
+        )
+    cwd = Path.cwd().resolve()
+    if out.resolve() == cwd or out.resolve() in cwd.parents:
+        raise FileExistsError(f"{out} holds the current directory; choose another --out")
+    if not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a label dataset; replace it with --overwrite (overwrite=True)"
+        )
+
+
+def _swap_into_place(new: Path, out: Path) -> None:
+    """Move the finished directory ``new`` to ``out``, replacing an old one only at the end."""
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(trash)
+        new.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        new.rename(out)
 
 
 # --- building from a run ---------------------------------------------------------------------
@@ -593,6 +649,10 @@ def build_dataset(
         },
         "local_models": sorted(local),
     }
+    # Errors recorded in label_meta may name local files: cut them as in the card.
+    rows = [
+        {**row, "label_meta": _public_text(row.get("label_meta") or "{}", roots)} for row in rows
+    ]
     info = {"run": run, "license": license, "history": []}
     failed = state["items"] - len(rows) - pending
     out = write_dataset(
@@ -692,7 +752,9 @@ def push_dataset(
     local = _read_local(DatasetRef(str(source.resolve()), local=True), source)
     check_label_rows(local.rows)  # before any network call
     check_caption_rows(local.captions)
+    _check_public_rows(local.rows)
     digest = content_hash(local.rows, local.captions, local.run_config)
+    published = release_hash(source, local)
 
     token = token or get_token()
     if not token:
@@ -715,10 +777,15 @@ def push_dataset(
     versions = version_tags(api, repo_id, "dataset")
     remote = _remote_info(api, repo_id, head)
 
-    if remote is not None and remote.get("content_hash") == digest:
+    if remote is not None and remote.get("release_hash") == published:
         tagged = [name for name, commit in versions.items() if commit == head]
         if tagged:
             return PushResult(repo_id, tagged[-1], head, True, str(repo_url))
+    if (
+        remote is not None
+        and remote.get("release_hash") == published
+        and _is_release(api, repo_id, head)
+    ):
         # A previous push landed its commit but not its tag: finish it.
         tag = tag or next_version_tag(api, repo_id, "dataset")
         refuse_existing_tag(api, repo_id, tag, "dataset")
@@ -742,6 +809,7 @@ def push_dataset(
     ]
     info["repo_id"] = repo_id
     info["content_hash"] = digest
+    info["release_hash"] = published
     with tempfile.TemporaryDirectory(prefix="framesel-push-") as staging:
         stage = Path(staging)
         for path in source.rglob("*"):
@@ -794,6 +862,39 @@ def push_dataset(
     return PushResult(repo_id, tag, commit.oid, False, str(repo_url), files)
 
 
+def _is_release(api: Any, repo_id: str, commit: str) -> bool:
+    """True when ``commit`` was made by a framesel push ("Release vN"), not by hand."""
+    commits = api.list_repo_commits(repo_id, repo_type="dataset", revision=commit)
+    return bool(commits) and commits[0].title.startswith("Release ")
+
+
+_SIGNED_URL = re.compile(
+    r"[?&](x-amz-signature|x-goog-signature|x-amz-security-token|sig|signature|token|"
+    r"access_token|api_key|key)=",
+    re.IGNORECASE,
+)
+
+
+def _check_public_rows(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse rows whose text columns would publish a local absolute path, a token or a signed
+    URL (the card checks cover only the card and the JSON/YAML files)."""
+    from fsmodel.schema import LABEL_META, REVIEW, SAMPLE_ID, VIDEO, VIDEO_ID
+    from hub_cards import CardError, check_public
+
+    for row in rows:
+        for column in (VIDEO, VIDEO_ID, LABEL_META, REVIEW):
+            value = str(row.get(column) or "")
+            if column == VIDEO and _SIGNED_URL.search(value):
+                raise CardError(
+                    f"row {row.get(SAMPLE_ID)}: {column} is a signed URL (its query carries a "
+                    "credential); publish the path or an unsigned URL instead"
+                )
+            try:
+                check_public(value)
+            except CardError as err:
+                raise CardError(f"row {row.get(SAMPLE_ID)}: {column}: {err}") from None
+
+
 def _failed_commit_message(api: Any, repo_id: str, tag: str, parent: str, err: Exception) -> str:
     """Say what the remote holds after a failed commit: the answer may be lost after the server
     made the commit, so look at the head instead of assuming."""
@@ -826,22 +927,24 @@ def pull_dataset(
 
     Raises:
         ValueError: a missing repo or revision, or a repo that is not a label dataset.
-        FileExistsError: ``out_dir`` is not empty (unless ``overwrite``).
+        FileExistsError: ``out_dir`` is not empty and not a label dataset, or it is one and
+            ``overwrite`` is off.
     """
     ref = spec if isinstance(spec, DatasetRef) else parse_ref(spec, revision)
     if ref.local:
         raise ValueError(f"{ref} is a local directory already; pull takes a Hub repo id")
-    out = Path(out_dir).expanduser()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; choose another --out or pass --overwrite")
-    with tempfile.TemporaryDirectory(prefix=".pull-", dir=out.parent if out.parent.exists() else None) as tmp:  # fmt: skip
-        downloaded = _download(ref, Path(tmp) / "dataset")
+    out = Path(out_dir).expanduser().resolve()
+    _check_replaceable(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Staged beside the target (same filesystem, never inside it), swapped in at the end.
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.pull-", dir=out.parent))
+    try:
+        downloaded = _download(ref, stage / "dataset")
         shutil.rmtree(downloaded / ".cache", ignore_errors=True)
         _read_local(ref, downloaded)  # refuse what is not a label dataset
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(downloaded), str(out))
+        _swap_into_place(downloaded, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return out
 
 
@@ -860,6 +963,7 @@ class DatasetDiff:
         metadata_changed: sample ids whose video, question, options, answer or candidates
             changed.
         unchanged: rows equal in both (labels within ``tolerance``).
+        shared: rows (sample ids) in both versions.
         drift: per label column over the rows in both: ``{"mean_abs", "max_abs", "mean_shift"}``.
         captions: ``{"added", "removed", "changed"}`` video counts.
         reviewed: rows with human labels in a and in b.
@@ -872,6 +976,7 @@ class DatasetDiff:
     changed: list[dict[str, Any]]
     metadata_changed: list[str]
     unchanged: int
+    shared: int
     drift: dict[str, dict[str, float]]
     captions: dict[str, int]
     reviewed: tuple[int, int]
@@ -896,6 +1001,7 @@ class DatasetDiff:
             "changed": self.changed,
             "metadata_changed": self.metadata_changed,
             "unchanged": self.unchanged,
+            "shared": self.shared,
             "drift": self.drift,
             "captions": self.captions,
             "reviewed": list(self.reviewed),
@@ -950,8 +1056,9 @@ def diff_datasets(
         for column in columns:
             va = np.asarray(row_a[column], dtype=np.float64)
             vb = np.asarray(row_b[column], dtype=np.float64)
-            if va.shape != vb.shape:
-                per_column[column] = float("inf")
+            if va.shape != vb.shape:  # a different n: reported as changed candidates
+                if sample_id not in metadata_changed:
+                    metadata_changed.append(sample_id)
                 continue
             d = vb - va
             deltas[column].append(d)
@@ -1002,6 +1109,7 @@ def diff_datasets(
         changed,
         metadata_changed,
         unchanged,
+        sum(1 for sample_id in rows_a if sample_id in rows_b),
         drift,
         captions,
         (reviewed(left.rows), reviewed(right.rows)),

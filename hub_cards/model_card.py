@@ -178,7 +178,8 @@ def check_public(text: str, extra: tuple[str, ...] = ()) -> None:
     forbidden = [s for s in (*extra, home if len(home) > 1 else "") if s]
     forbidden += [str(Path.cwd())] if str(Path.cwd()) != "/" else []
     for value in forbidden:
-        if value in text:
+        # Only as a whole path: with cwd /data, "acme/data-labels" is not a local path.
+        if re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w.-])", text):
             raise CardError(f"the card contains the local path {value!r}")
     for match in re.finditer(r"(?<![\w:/.])/(?:tmp|home|Users|root|var|work|mnt)/\S+", text):
         raise CardError(f"the card contains the local path {match.group(0)!r}")

@@ -12,7 +12,7 @@ import datasets
 import numpy as np
 import pytest
 import yaml
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, HfApi
 
 from cli.main import main
 from fslabels.config import LabelRunConfig
@@ -291,3 +291,95 @@ def test_cli_build_push_pull_diff(finished_run, tmp_path, capsys):
     assert main(["labels", "pull", "--repo", "tester/labels-cli", "--revision", "v3",
                  "--out", str(tmp_path / "p3")]) == 1  # fmt: skip
     assert "has no revision 'v3'" in capsys.readouterr().err
+
+
+def test_only_label_datasets_are_ever_replaced(built, tmp_path, monkeypatch):
+    _, v1_dir = built
+    rows = load_dataset_version(v1_dir).rows
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "important.csv").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="not a label dataset"):
+            write_dataset(project, rows, overwrite=overwrite)
+        with pytest.raises(FileExistsError, match="not a label dataset"):
+            pull_dataset("tester/anything", project, overwrite=overwrite)
+    assert (project / "data" / "important.csv").read_text() == "keep me"
+    # A label dataset is replaced only when asked, and never the directory we stand in.
+    copy = tmp_path / "copy"
+    write_dataset(copy, rows)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        write_dataset(copy, rows)
+    write_dataset(copy, rows[:1], overwrite=True)
+    assert len(load_dataset_version(copy).rows) == 1
+    monkeypatch.chdir(copy)
+    with pytest.raises(FileExistsError, match="current directory"):
+        pull_dataset("tester/anything", ".", overwrite=True)
+    assert (copy / DATASET_INFO).is_file()
+
+
+def test_pull_overwrite_swaps_a_dataset_in_whole(built, tmp_path):
+    _, v1_dir = built
+    push_dataset(v1_dir, "tester/labels-pull-swap")
+    target = tmp_path / "target"
+    write_dataset(target, load_dataset_version(v1_dir).rows[:2])
+    pull_dataset("tester/labels-pull-swap", target, overwrite=True)
+    assert len(load_dataset_version(target).rows) == len(load_dataset_version(v1_dir).rows)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+
+
+def test_rows_that_would_publish_paths_or_credentials_are_refused(built, tmp_path, hub):
+    _, v1_dir = built
+    loaded = load_dataset_version(v1_dir)
+    for i, (column, value, message) in enumerate(
+        (
+            ("video", "/home/alice/videos/clip0.mp4", "local path"),
+            ("video", "https://cdn.example.org/clip0.mp4?X-Amz-Signature=abc123", "signed URL"),
+            (
+                "label_meta",
+                '{"failed": {"temporal": "hf_abcdefghijklmnopqrstuvwxyz012345"}}',
+                "token",
+            ),
+        )
+    ):
+        rows = [dict(r) for r in loaded.rows]
+        rows[0][column] = value
+        bad = write_dataset(tmp_path / f"bad-{i}", rows, loaded.captions)
+        before = len(hub.requests)
+        with pytest.raises(ValueError, match=message) as err:
+            push_dataset(bad, "tester/labels-leaks")
+        assert rows[0]["sample_id"] in str(err.value)
+        assert len(hub.requests) == before
+
+
+def test_a_changed_card_is_a_new_version_and_hand_commits_are_not_tagged(built, tmp_path, hub):
+    _, v1_dir = built
+    repo = "tester/labels-card-change"
+    first = push_dataset(v1_dir, repo)
+    loaded = load_dataset_version(v1_dir)
+    relicensed = write_dataset(tmp_path / "relicensed", loaded.rows, loaded.captions,
+                               run_config=loaded.run_config,
+                               info={**loaded.info, "license": "mit"})  # fmt: skip
+    second = push_dataset(relicensed, repo)
+    assert (second.tag, second.unchanged) == ("v2", False)  # same rows, new card: a release
+    assert DatasetCard.load(repo, repo_type="dataset").data.license == "mit"
+    assert push_dataset(relicensed, repo).unchanged
+
+    # Someone edits the card by hand: the head is no release, and an identical push releases
+    # anew instead of tagging that hand-made commit.
+    HfApi().upload_file(path_or_fileobj=b"hand edit", path_in_repo="NOTES.md", repo_id=repo,
+                        repo_type="dataset", commit_message="Add notes")  # fmt: skip
+    third = push_dataset(relicensed, repo)
+    assert third.tag == "v3" and third.commit != hub.refs(repo, "dataset")["tags"]["v2"]
+    assert "NOTES.md" not in HfApi().list_repo_files(repo, repo_type="dataset", revision="v3")
+    assert first.tag == "v1"
+
+
+def test_an_unreachable_hub_is_one_line(built, monkeypatch, capsys):
+    _, v1_dir = built
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    assert main(["labels", "push", str(v1_dir), "--repo", "tester/labels-offline"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error:") and len(err.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ moved; cards publish no local paths or tokens."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,11 @@ def test_cards_refuse_local_paths_and_tokens(trained):
         render_model_card(record, config, "tester/x")
     untrained = render_model_card(None, config, "tester/x")
     assert "No evaluation was recorded" in untrained.text
+
+
+def test_the_working_directory_counts_only_as_a_whole_path(monkeypatch):
+    # In a container whose working directory is /data, a repo named acme/data-labels is fine.
+    monkeypatch.setattr(Path, "cwd", classmethod(lambda cls: Path("/data")))
+    check_public("load_dataset('acme/data-labels')")
+    with pytest.raises(CardError, match="'/data'"):
+        check_public("videos under /data/videos")
