@@ -109,11 +109,7 @@ def export(
     typer.echo(
         f"Project {result.project_title!r} (id {result.project_id}): {len(result.created)} tasks "
         f"created, {len(result.existing)} already there"
-        + (
-            f" ({len(result.predictions_added)} got predictions of {result.version})"
-            if result.predictions_added
-            else ""
-        )
+        + (f" ({len(result.updated)} moved to {result.version})" if result.updated else "")
         + f"; pseudo-labels of {result.version} as predictions.\nReview at {result.project_url}"
     )
 
@@ -129,12 +125,22 @@ def import_(
     out: Annotated[
         Path | None, typer.Option(help="Write the new version to this directory.")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a label dataset already at --out.")
+    ] = False,
     repo: Annotated[
         str | None, typer.Option(help="Push the new version to this Hub dataset repo (org/name).")
     ] = None,
     tag: Annotated[str | None, typer.Option(help="Version tag (default: the next vN).")] = None,
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
     top_k: TopK = 8,
+    reviewer_emails: Annotated[
+        bool,
+        typer.Option(
+            help="Record reviewers' e-mail addresses in the review column (published with "
+            "--repo) instead of pseudonyms reviewer-<Label Studio user id>."
+        ),
+    ] = False,
     report_png: Annotated[
         Path | None, typer.Option(help="Also write the agreement plot here.")
     ] = None,
@@ -155,6 +161,8 @@ def import_(
             tag=tag,
             private=private,
             top_k=top_k,
+            overwrite=overwrite,
+            reviewer_emails=reviewer_emails,
         )
     if report_png is not None:
         report_png.write_bytes(result.report.to_png())

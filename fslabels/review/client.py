@@ -279,6 +279,13 @@ class LabelStudio:
             },
         )
 
+    def delete_prediction(self, prediction_id: int) -> None:
+        self._json("DELETE", f"/api/predictions/{prediction_id}/")
+
+    def update_task(self, task_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a task's ``data`` (its annotations and predictions are kept)."""
+        return self._json("PATCH", f"/api/tasks/{task_id}/", json={"data": dict(data)})
+
     def create_annotation(self, task_id: int, result: list[dict[str, Any]], **fields: Any) -> dict:
         """An annotation on a task, as a reviewer submits it in the UI."""
         return self._json(

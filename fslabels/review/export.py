@@ -9,8 +9,16 @@ the clip's timeline.
 Media go to the server's Local Files document root (``media_root``): Label Studio serves them
 only to the project's users, and export checks that it really does before creating any task.
 
+Each task's ``framesel`` data block records the dataset version it shows and the candidate
+positions pre-marked relevant (``premarked``), so import reads an *accept* without marks as
+exactly the frames the reviewer was shown, whatever version the reviews are imported onto.
+
 Exporting again is idempotent: tasks are keyed by ``sample_id``; a row already in the project
-is not added twice (it only gains the new version's prediction when the dataset version differs).
+is not added twice. Exporting another version of rows already in the project moves their tasks
+to that version (score curve, contact sheet, ``dataset`` and ``premarked`` in the data, the
+prediction replaced) as long as nobody has annotated them and the candidate frames are the same;
+otherwise export refuses before it changes anything, since the finished annotations were made
+against what the task showed (export that version to a new project instead).
 
 Example:
     >>> with LabelStudio(url, token) as ls:  # doctest: +SKIP
@@ -50,7 +58,9 @@ from fsmodel.schema import (
 )
 
 __all__ = [
+    "PREMARKED",
     "ExportResult",
+    "ReviewExportError",
     "build_task",
     "candidate_frame_numbers",
     "dataset_version_id",
@@ -60,6 +70,8 @@ __all__ = [
 ]
 
 MEDIA_DIR = "framesel"
+# Key of the task's framesel block holding the candidate positions pre-marked relevant.
+PREMARKED = "premarked"
 LOCAL_FILES_URL = "/data/local-files/?d="
 
 
@@ -74,7 +86,7 @@ class ExportResult:
         sampled: sample_ids picked for review, in priority order.
         created: new task id per sample_id.
         existing: task id per sample_id that was already in the project.
-        predictions_added: existing tasks that got this version's prediction.
+        updated: existing tasks (ids) moved to this version: data refreshed, prediction replaced.
     """
 
     project_id: int
@@ -84,7 +96,7 @@ class ExportResult:
     sampled: list[str] = field(default_factory=list)
     created: dict[str, int] = field(default_factory=dict)
     existing: dict[str, int] = field(default_factory=dict)
-    predictions_added: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
 
 
 def dataset_version_id(loaded: Any) -> str:
@@ -184,6 +196,7 @@ def build_task(
     """
     n = len(row[SCORES])
     result, score = prediction_result(row, fps, k)
+    premarked = [int(i) for i in top_frames(row[SCORES], k)]
     return {
         "data": {
             QUESTION: row[QUESTION],
@@ -209,6 +222,7 @@ def build_task(
                 "fps": fps,
                 "num_frames": num_frames,
                 "top_k": k,
+                PREMARKED: premarked,
             },
         },
         "predictions": [
@@ -315,7 +329,10 @@ def _write_media(
             int(candidates.num_frames),
         )
     media = cache[key]
-    sheet = video_dir / f"sheet_{row[SAMPLE_ID]}.jpg"
+    # Named by the scores too: moving a task to another version gives it a new sheet and
+    # never changes what an older task's URL shows.
+    digest = stable_hash([float(v) for v in row[SCORES]], length=8)
+    sheet = video_dir / f"sheet_{row[SAMPLE_ID]}_{digest}.jpg"
     sheet.write_bytes(contact_sheet(media.frames, row[FRAME_INDICES], row[SCORES]))
     return {
         "video": media.clip_url,
@@ -334,6 +351,78 @@ def _check_served(client: LabelStudio, url: str, media_root: Path) -> None:
             f"{status}); start it with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
             f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={media_root} (the --media-root given here)"
         )
+
+
+class ReviewExportError(ValueError):
+    """Export would change tasks that cannot be changed; nothing was changed."""
+
+
+def _finished(task: Mapping[str, Any]) -> list[dict[str, Any]]:
+    annotations = task.get("annotations") or []
+    return [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+
+
+def _tasks_to_move(
+    rows: Sequence[Mapping[str, Any]],
+    existing: Mapping[str, Mapping[str, Any]],
+    version: str,
+    title: str,
+) -> dict[str, Mapping[str, Any]]:
+    """The existing tasks of ``rows`` that show another dataset version and can be moved to
+    ``version`` (no finished annotation, the same candidate frames).
+
+    Raises:
+        ReviewExportError: some cannot be moved (all listed; nothing changed).
+    """
+    movable: dict[str, Mapping[str, Any]] = {}
+    problems: list[str] = []
+    for row in rows:
+        task = existing.get(row[SAMPLE_ID])
+        if task is None:
+            continue
+        block = task["data"][ui.TASK_KEY]
+        if block.get("dataset") == version:
+            continue
+        where = (
+            f"task {task['id']} (sample {row[SAMPLE_ID]}, exported from {block.get('dataset')!r})"
+        )
+        finished = _finished(task)
+        if finished:
+            problems.append(f"{where} has {len(finished)} finished annotation(s)")
+        elif [int(v) for v in block.get(FRAME_INDICES) or []] != [
+            int(v) for v in row[FRAME_INDICES]
+        ]:
+            problems.append(f"{where} shows other candidate frames than {version}")
+        else:
+            movable[row[SAMPLE_ID]] = task
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ReviewExportError(
+            f"project {title!r} already has tasks for {len(problems)} of the sampled rows that "
+            f"cannot be moved to {version}; nothing was changed:\n{shown}{more}\n"
+            "Reviews are read against what their task showed: import them first "
+            "(`framesel review import`), or export this version to a new --project."
+        )
+    return movable
+
+
+def _move_task(client: LabelStudio, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Show ``new`` (a `build_task` of another version) in the existing task ``old``: its
+    prediction first, then its data, then the earlier framesel predictions go."""
+    task_id = int(old["id"])
+    (prediction,) = new["predictions"]
+    client.create_prediction(
+        task_id, prediction["result"], prediction["model_version"], prediction["score"]
+    )
+    client.update_task(task_id, new["data"])
+    for earlier in old.get("predictions") or []:
+        if (
+            isinstance(earlier, dict)
+            and str(earlier.get("model_version") or "").startswith("framesel:")
+            and earlier.get("model_version") != prediction["model_version"]
+        ):
+            client.delete_prediction(int(earlier["id"]))
 
 
 def export_for_review(
@@ -370,6 +459,8 @@ def export_for_review(
     Raises:
         LabelStudioError: the server is unreachable, refuses the token, does not serve the media,
             or the project is not a framesel project.
+        ReviewExportError: sampled rows already have tasks of another version that cannot be
+            moved to this one (annotated, or other candidate frames); nothing is changed.
         ValueError / FileNotFoundError: a missing dataset version, video or bad option.
     """
     from fslabels.dataset import load_dataset_version
@@ -402,6 +493,7 @@ def export_for_review(
         block = (task.get("data") or {}).get(ui.TASK_KEY)
         if isinstance(block, dict) and block.get(SAMPLE_ID):
             existing[block[SAMPLE_ID]] = task
+    stale = _tasks_to_move(picked, existing, version, title)  # refuses before any change
     folder = root / MEDIA_DIR / f"project-{project_id}"
     folder.mkdir(parents=True, exist_ok=True)
     if not any(Path(s.get("path", "")) == folder for s in client.local_storages(project_id)):
@@ -415,28 +507,24 @@ def export_for_review(
                 f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root} (the --media-root given here)"
             ) from err
 
-    model_version = _model_version(version)
     cache: dict[str, _VideoMedia] = {}
     tasks, checked = [], False
     for row in picked:
         sample_id = row[SAMPLE_ID]
-        if sample_id in existing:
-            task = existing[sample_id]
-            result.existing[sample_id] = int(task["id"])
-            versions = {
-                p.get("model_version") for p in task.get("predictions") or [] if isinstance(p, dict)
-            }
-            if model_version not in versions:
-                fps = float(task["data"][ui.TASK_KEY]["fps"])
-                prediction, score = prediction_result(row, fps, top_k)
-                client.create_prediction(int(task["id"]), prediction, model_version, score)
-                result.predictions_added.append(int(task["id"]))
+        if sample_id in existing and sample_id not in stale:
+            result.existing[sample_id] = int(existing[sample_id]["id"])
             continue
         media = _write_media(row, sources[sample_id], folder, root, frame_size, cache)
         if not checked:  # one served file proves the storage and document root are right
             _check_served(client, media["frames"][0], root)
             checked = True
-        tasks.append(build_task(row, version, media, media["fps"], media["num_frames"], top_k))
+        task = build_task(row, version, media, media["fps"], media["num_frames"], top_k)
+        if sample_id in stale:
+            _move_task(client, stale[sample_id], task)
+            result.existing[sample_id] = int(stale[sample_id]["id"])
+            result.updated.append(int(stale[sample_id]["id"]))
+        else:
+            tasks.append(task)
     if tasks:
         ids = client.import_tasks(project_id, tasks)
         if len(ids) != len(tasks):

@@ -7,13 +7,19 @@ Per reviewed task, the reviewer's marks become per-candidate human labels:
 - a per-frame choice marks (``relevant``) or unmarks (``not relevant``) that candidate, and wins
   over ranges;
 - an annotation with no marks at all keeps the pre-annotation when its verdict is ``accept``
-  (the reviewer agreed with the fused top-k frames) and marks nothing otherwise.
+  (the reviewer agreed with the frames the task showed pre-marked: the task's ``premarked``
+  positions, recorded at export, not the top-k of the version imported onto) and marks nothing
+  otherwise.
 
 With several reviewers, ``human`` is the fraction of them who marked each candidate. The row's
 ``review`` column records reviewer(s), time, verdict, comment, project, task and annotation ids,
 and the dataset version the task was exported from; an earlier review of the row is kept under
 ``previous``. Rows without a finished annotation are unchanged, human labels from earlier
 imports included.
+
+Reviewers are recorded as pseudonyms, ``reviewer-<Label Studio user id>``: the dataset may be
+published, and only the Label Studio server maps an id to a person. Their e-mail addresses are
+recorded instead only when asked for (``reviewer_emails=True``, ``--reviewer-emails``).
 
 Every problem (a task that did not come from framesel, a sample the dataset does not have, a
 range outside the video, an unknown frame position) is collected first and reported together;
@@ -37,10 +43,17 @@ import numpy as np
 from fslabels.review import config as ui
 from fslabels.review.agreement import DEFAULT_TOP_K, AgreementReport, agreement_report, top_frames
 from fslabels.review.client import LabelStudio
-from fslabels.review.export import candidate_frame_numbers, dataset_version_id
+from fslabels.review.export import PREMARKED, candidate_frame_numbers, dataset_version_id
 from fsmodel.schema import HUMAN, REVIEW, SAMPLE_ID, SCORES, TIMESTAMPS
 
-__all__ = ["ImportResult", "ReviewImportError", "human_labels", "import_reviews"]
+__all__ = [
+    "ImportResult",
+    "ReviewImportError",
+    "human_labels",
+    "import_reviews",
+    "premarked_positions",
+    "reviewer_name",
+]
 
 REPORT_SECTION = "Human review"
 REPORT_ASSET = "review_agreement.png"
@@ -91,16 +104,42 @@ def _choice(result: Mapping[str, Any]) -> str | None:
     return str(choices[0]) if choices else None
 
 
+def premarked_positions(data: Mapping[str, Any]) -> list[int] | None:
+    """The candidate positions a task showed pre-marked relevant, from its data.
+
+    Tasks record them at export (``premarked`` in the framesel block). For tasks exported before
+    that, they are the top-k of the fused score curve the task shows (``data["scores"]``, the
+    exported version's scores rounded to 4 decimals), never those of the version imported onto.
+
+    Returns:
+        Ascending positions, or None when the task records neither.
+    """
+    block = data.get(ui.TASK_KEY) or {}
+    if isinstance(block.get(PREMARKED), list):
+        return sorted(int(i) for i in block[PREMARKED])
+    fused = (data.get("scores") or {}).get("fused")
+    if isinstance(fused, list) and fused and len(fused) == int(block.get("num_candidates", -1)):
+        return top_frames(fused, int(block.get("top_k") or DEFAULT_TOP_K)).tolist()
+    return None
+
+
 def human_labels(
-    annotation: Mapping[str, Any], block: Mapping[str, Any], scores: Sequence[float], where: str
+    annotation: Mapping[str, Any], block: Mapping[str, Any], where: str
 ) -> tuple[np.ndarray, list[str]]:
     """One annotation's per-candidate labels (0/1) and the problems found.
 
     Args:
         annotation: a Label Studio annotation (``result`` list).
-        block: the task's framesel block (timestamps, fps, num_frames, num_candidates, top_k).
-        scores: the row's fused scores (for an accept without marks).
+        block: the task's framesel block (timestamps, fps, num_frames, num_candidates, and
+            ``premarked``, the positions the task showed pre-marked: `premarked_positions`).
         where: names the task and annotation in problem messages.
+
+    Example:
+        >>> block = {"num_candidates": 2, "fps": 1.0, "num_frames": 2, "timestamps": [0.0, 1.0],
+        ...          "premarked": [1]}
+        >>> accept = {"choices": ["accept"]}
+        >>> human_labels({"result": [{"from_name": "verdict", "value": accept}]}, block, "t")[0]
+        array([0., 1.], dtype=float32)
     """
     problems: list[str] = []
     n = int(block["num_candidates"])
@@ -140,8 +179,41 @@ def human_labels(
     for item, relevant in overrides.items():
         marked[item] = relevant
     if not touched and _verdict(annotation) == "accept":
-        marked[top_frames(scores, int(block.get("top_k") or DEFAULT_TOP_K))] = True
+        premarked = block.get(PREMARKED)
+        if premarked is None:
+            problems.append(
+                f"{where}: accepted without marks, but the task does not record which frames it "
+                "showed pre-marked; mark the relevant frames in Label Studio"
+            )
+        elif any(not 0 <= int(i) < n for i in premarked):
+            problems.append(f"{where}: pre-marked positions {premarked} outside 0..{n - 1}")
+        else:
+            marked[[int(i) for i in premarked]] = True
     return marked.astype(np.float32), problems
+
+
+def reviewer_name(user_id: Any, user: Mapping[str, Any], emails: bool = False) -> str:
+    """How a reviewer is recorded in the ``review`` column.
+
+    Args:
+        user_id: the annotation's ``completed_by`` (a Label Studio user id).
+        user: that user's record from ``/api/users/`` (may be empty).
+        emails: record the e-mail address (else the username, else the pseudonym) instead of
+            the pseudonym.
+
+    Returns:
+        ``reviewer-<user id>`` (``reviewer-unknown`` without one), or the address when asked.
+
+    Example:
+        >>> reviewer_name(3, {"email": "ann@example.org"})
+        'reviewer-3'
+    """
+    if emails and (user.get("email") or user.get("username")):
+        return str(user.get("email") or user.get("username"))
+    try:
+        return f"reviewer-{int(user_id)}"
+    except (TypeError, ValueError):
+        return "reviewer-unknown"
 
 
 def _verdict(annotation: Mapping[str, Any]) -> str | None:
@@ -171,6 +243,30 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+_NOTHING_LOST = (
+    "nothing was imported: the annotations stay in Label Studio project {project!r}; run the "
+    "import again"
+)
+
+
+def _check_out(out: Path, overwrite: bool, project: str) -> None:
+    """Refuse an ``--out`` that write_dataset would refuse, before any work is done."""
+    from fslabels.dataset import DATASET_INFO
+
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not (out / DATASET_INFO).is_file():
+        raise FileExistsError(
+            f"--out {out} exists and is not a label dataset (no {DATASET_INFO}); choose another "
+            f"--out; {_NOTHING_LOST.format(project=project)}"
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"--out {out} already holds a label dataset; pass --overwrite to replace it or "
+            f"choose another --out; {_NOTHING_LOST.format(project=project)}"
+        )
+
+
 def import_reviews(
     client: LabelStudio,
     project: str,
@@ -182,6 +278,8 @@ def import_reviews(
     private: bool = False,
     hf_token: str | None = None,
     top_k: int = DEFAULT_TOP_K,
+    overwrite: bool = False,
+    reviewer_emails: bool = False,
 ) -> ImportResult:
     """Apply the finished annotations of ``project`` to ``dataset`` and write a new version.
 
@@ -194,6 +292,9 @@ def import_reviews(
         repo: push the new version to this Hub dataset repo (``org/name``) as the next tag.
         tag, private, hf_token: passed to `fslabels.dataset.push_dataset`.
         top_k: top frames per source in the agreement report.
+        overwrite: replace a label dataset already at ``out_dir``.
+        reviewer_emails: record reviewers' e-mail addresses instead of ``reviewer-<user id>``
+            pseudonyms (they are published with the dataset when it is pushed).
 
     Returns:
         An `ImportResult` with the agreement report.
@@ -201,6 +302,8 @@ def import_reviews(
     Raises:
         LabelStudioError: the server is unreachable, refuses the token, or has no such project.
         ReviewImportError: annotations that cannot be applied (all listed; nothing written).
+        FileExistsError: ``out_dir`` holds a label dataset and ``overwrite`` is off, or holds
+            something else (checked first; the annotations stay in Label Studio).
         ValueError: a missing dataset version, or neither ``out_dir`` nor ``repo``.
     """
     from fslabels.dataset import load_dataset_version, push_dataset, write_dataset
@@ -208,6 +311,13 @@ def import_reviews(
     if out_dir is None and repo is None:
         raise ValueError("give --out DIR for the new version, --repo org/name, or both")
     loaded = dataset if hasattr(dataset, "rows") else load_dataset_version(dataset)
+    if out_dir is not None:
+        target = Path(out_dir).expanduser()
+        if target.resolve() == Path(loaded.directory).resolve():
+            raise ValueError(
+                f"--out {target} is the dataset being reviewed; write the new version elsewhere"
+            )
+        _check_out(target, overwrite, project)
     version = dataset_version_id(loaded)
     project_data = client.find_project(project)
     tasks = client.tasks(int(project_data["id"]))
@@ -247,17 +357,17 @@ def import_reviews(
                 f"{len(row[SCORES])}"
             )
             continue
+        block = {**block, PREMARKED: premarked_positions(task["data"])}
         labels, reviewers, verdicts, comments, times, ids = [], [], [], [], [], []
         for annotation in finished:
             marks, found = human_labels(
-                annotation, block, row[SCORES], f"{where}, annotation {annotation.get('id')}"
+                annotation, block, f"{where}, annotation {annotation.get('id')}"
             )
             problems += found
             labels.append(marks)
-            user = users.get(int(annotation.get("completed_by") or -1), {})
-            reviewers.append(
-                user.get("email") or user.get("username") or str(annotation.get("completed_by"))
-            )
+            user_id = annotation.get("completed_by")
+            user = users.get(int(user_id or -1), {})
+            reviewers.append(reviewer_name(user_id, user, emails=reviewer_emails))
             verdicts.append(_verdict(annotation))
             comments.append(_comment(annotation))
             times.append(str(annotation.get("updated_at") or annotation.get("created_at") or ""))
@@ -312,22 +422,20 @@ def import_reviews(
     assets = {REPORT_ASSET: report.to_png()}
     if out_dir is None:
         target = Path(tempfile.mkdtemp(prefix="framesel-review-")) / "dataset"
-    else:
-        target = Path(out_dir).expanduser()
-        if target.resolve() == Path(loaded.directory).resolve():
-            raise ValueError(
-                f"--out {target} is the dataset being reviewed; write the new version elsewhere"
-            )
-    written = write_dataset(
-        target,
-        rows,
-        loaded.captions,
-        run_config=loaded.run_config,
-        info=info,
-        extra_sections=sections,
-        assets=assets,
-        note=note,
-    )
+    try:
+        written = write_dataset(
+            target,
+            rows,
+            loaded.captions,
+            run_config=loaded.run_config,
+            info=info,
+            extra_sections=sections,
+            assets=assets,
+            note=note,
+            overwrite=overwrite,
+        )
+    except FileExistsError as err:  # --out appeared meanwhile
+        raise FileExistsError(f"{err}; {_NOTHING_LOST.format(project=project)}") from err
     result = ImportResult(
         out_dir=written,
         reviewed=[loaded.rows[i][SAMPLE_ID] for i in sorted(updates)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -262,3 +263,59 @@ def test_personal_access_token_is_exchanged_for_an_access_token(label_studio):
         pytest.raises(LabelStudioError, match="refused the token"),
     ):
         forged.whoami()
+
+
+def test_import_never_replaces_out_without_overwrite(
+    ls_client, label_studio, review_dataset, review_videos, media_root, tmp_path, capsys
+):
+    from cli.main import main
+    from fslabels.review.export import export_for_review
+
+    title = "framesel review overwrite"
+    result = export_for_review(
+        review_dataset,
+        ls_client,
+        videos=review_videos["root"],
+        media_root=media_root,
+        project=title,
+        sample=1,
+        top_k=4,
+    )
+    (task_id,) = result.created.values()
+    ls_client.create_annotation(
+        task_id,
+        [
+            {
+                "from_name": ui.VERDICT,
+                "to_name": ui.VIDEO,
+                "type": "choices",
+                "value": {"choices": ["reject"]},
+            }
+        ],
+    )
+    out = tmp_path / "v2"
+    argv = ["review", "import", "--url", label_studio.url, "--token", label_studio.token,
+            "--project", title, "--dataset", str(review_dataset), "--out", str(out), "--json"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    assert main(argv) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--out {out} already holds a label dataset; pass --overwrite" in err
+    assert f"the annotations stay in Label Studio project '{title}'" in err
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    (task,) = ls_client.tasks(result.project_id)
+    assert len(task["annotations"]) == 1  # nothing imported is lost
+
+    # a directory that is not a label dataset is never replaced, --overwrite or not
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert main([*argv[:-2], str(other), "--overwrite"]) == 1
+    assert "is not a label dataset" in " ".join(capsys.readouterr().err.split())
+    assert [p.name for p in other.iterdir()] == ["keep.txt"]
+
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["out"] == str(out)

@@ -8,7 +8,7 @@ import numpy as np
 
 from fslabels.review import config as ui
 from fslabels.review.export import candidate_frame_numbers, prediction_result
-from fslabels.review.importer import human_labels
+from fslabels.review.importer import human_labels, premarked_positions, reviewer_name
 
 FPS = 25.0
 # 8 candidates of a 100-frame video at 25 fps: frames 6, 18, 31, 43, 56, 68, 81, 93
@@ -19,6 +19,7 @@ BLOCK = {
     "num_frames": 100,
     "top_k": 3,
     "timestamps": [f / FPS for f in FRAMES],
+    "premarked": [2, 3, 5],  # the fused top-3 of SCORES, as export records them
 }
 SCORES = [0.1, 0.2, 0.9, 0.8, 0.3, 0.7, 0.1, 0.0]
 
@@ -50,32 +51,62 @@ def test_timeline_numbers_are_one_based_frames():
 
 def test_ranges_mark_candidates_inside_and_frame_choices_override():
     # frames 31..57 on the timeline = video frames 30..56 -> candidates 2 (31), 3 (43), 4 (56)
-    labels, problems = human_labels({"result": [_range(31, 57)]}, BLOCK, SCORES, "t")
+    labels, problems = human_labels({"result": [_range(31, 57)]}, BLOCK, "t")
     assert not problems and np.flatnonzero(labels).tolist() == [2, 3, 4]
     # a range ending one frame before candidate 4's frame leaves it out
-    labels, _ = human_labels({"result": [_range(31, 56)]}, BLOCK, SCORES, "t")
+    labels, _ = human_labels({"result": [_range(31, 56)]}, BLOCK, "t")
     assert np.flatnonzero(labels).tolist() == [2, 3]
     labels, _ = human_labels(
         {"result": [_range(31, 57), _frame(3, ui.IRRELEVANT), _frame(7, ui.RELEVANT)]},
         BLOCK,
-        SCORES,
         "t",
     )
     assert np.flatnonzero(labels).tolist() == [2, 4, 7] and labels.dtype == np.float32
 
 
 def test_unmarked_accept_keeps_the_pre_annotation_and_reject_marks_nothing():
-    labels, _ = human_labels({"result": [_verdict("accept")]}, BLOCK, SCORES, "t")
-    assert np.flatnonzero(labels).tolist() == [2, 3, 5]  # fused top-3
-    labels, _ = human_labels({"result": [_verdict("reject")]}, BLOCK, SCORES, "t")
+    labels, _ = human_labels({"result": [_verdict("accept")]}, BLOCK, "t")
+    assert np.flatnonzero(labels).tolist() == [2, 3, 5]  # what the task showed pre-marked
+    labels, _ = human_labels({"result": [_verdict("reject")]}, BLOCK, "t")
     assert not labels.any()
+
+
+def test_unmarked_accept_uses_the_positions_the_task_showed():
+    # The task was exported from a version whose top-3 were 0, 1, 7; the dataset imported onto
+    # ranks 2, 3, 5 highest. The reviewer accepted what they saw.
+    shown = {**BLOCK, "premarked": [0, 1, 7]}
+    labels, problems = human_labels({"result": [_verdict("accept")]}, shown, "t")
+    assert not problems and np.flatnonzero(labels).tolist() == [0, 1, 7]
+    unknown = {k: v for k, v in BLOCK.items() if k != "premarked"}
+    labels, problems = human_labels({"result": [_verdict("accept")]}, unknown, "task 3")
+    assert not labels.any()
+    assert problems == [
+        "task 3: accepted without marks, but the task does not record which frames it showed "
+        "pre-marked; mark the relevant frames in Label Studio"
+    ]
+
+
+def test_premarked_positions_from_the_task_data():
+    block = {k: v for k, v in BLOCK.items() if k != "premarked"}
+    scores = {"fused": [0.9, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1, 0.7]}
+    assert premarked_positions({ui.TASK_KEY: {**block, "premarked": [5, 1]}}) == [1, 5]
+    # tasks exported before "premarked" existed: the top-k of the curve the task shows
+    assert premarked_positions({ui.TASK_KEY: block, "scores": scores}) == [0, 1, 7]
+    assert premarked_positions({ui.TASK_KEY: block}) is None
+
+
+def test_reviewers_are_pseudonyms_unless_emails_are_asked_for():
+    user = {"id": 3, "email": "ann@example.org", "username": "ann"}
+    assert reviewer_name(3, user) == "reviewer-3"
+    assert reviewer_name(3, user, emails=True) == "ann@example.org"
+    assert reviewer_name(None, {}) == "reviewer-unknown"
+    assert reviewer_name(4, {}, emails=True) == "reviewer-4"  # no address known
 
 
 def test_bad_ranges_and_items_are_named():
     _, problems = human_labels(
         {"result": [_range(0, 5), _range(90, 101), _range(50, 40), _frame(8, ui.RELEVANT)]},
         BLOCK,
-        SCORES,
         "task 7",
     )
     assert len(problems) == 4
@@ -94,7 +125,7 @@ def test_prediction_round_trips_through_import():
     assert items == [2, 3, 5] and score == np.mean([0.9, 0.8, 0.7])
     assert ranges == [{"start": 32, "end": 44}, {"start": 69, "end": 69}]  # 2-3 merged, 5 alone
     only_ranges = [r for r in result if r["from_name"] == ui.RANGES]
-    labels, _ = human_labels({"result": only_ranges}, BLOCK, SCORES, "t")
+    labels, _ = human_labels({"result": only_ranges}, BLOCK, "t")
     assert np.flatnonzero(labels).tolist() == [2, 3, 5]
 
 

@@ -75,6 +75,7 @@ def test_export_creates_tasks_with_media_predictions_and_is_idempotent(
         )
         top4 = np.sort(np.argsort(-np.asarray(row["scores"]), kind="stable")[:4]).tolist()
         assert chosen == top4
+        assert block["premarked"] == top4  # what import reads for an accept without marks
         assert any(r["type"] == "timelinelabels" for r in prediction["result"])
 
     # the gallery frames are exactly the labelled candidates (each frame shows its own index)
@@ -101,7 +102,7 @@ def test_export_creates_tasks_with_media_predictions_and_is_idempotent(
     assert code == 0, captured.err
     again = json.loads(captured.out)
     assert not again["created"] and sorted(again["existing"]) == sorted(result.created)
-    assert not again["predictions_added"]  # same version: nothing new
+    assert not again["updated"]  # same version: nothing changes
     assert len(ls_client.tasks(result.project_id)) == 3
 
 
@@ -217,7 +218,15 @@ def test_review_import_agreement_and_new_version(
     assert set(np.unique(human_red).tolist()) <= {0.0, 1.0}
     review = json.loads(by_id[red["sample_id"]]["review"])
     assert review["verdict"] == "reject" and review["comment"] == "temporal is late"
-    assert review["reviewer"] == label_studio.username and review["project"] == PROJECT
+    # a pseudonym, not the reviewer's address: the version may be pushed to the Hub
+    me = ls_client.whoami()
+    assert review["reviewer"] == f"reviewer-{me['id']}" and review["project"] == PROJECT
+    assert "@" in label_studio.username
+    for row in new.rows:
+        assert label_studio.username not in row["review"]
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert label_studio.username.encode() not in path.read_bytes(), path
     assert review["exported_from"] == result.version and review["task_id"] == red_task
     human_green = np.asarray(by_id[green["sample_id"]]["human"])
     top4 = np.sort(np.argsort(-np.asarray(green["scores"]), kind="stable")[:4])
@@ -254,11 +263,15 @@ def test_review_import_agreement_and_new_version(
                 str(tmp_path / "again"),
                 "--top-k",
                 "4",
+                "--reviewer-emails",
                 "--json",
             ],
             capsys,
         )
     )["report"]
+    # asked for explicitly: the address is recorded
+    again = {r["sample_id"]: r for r in load_dataset_version(tmp_path / "again").rows}
+    assert json.loads(again[red["sample_id"]]["review"])["reviewer"] == label_studio.username
     fused_red = set(np.sort(np.argsort(-np.asarray(red["scores"]), kind="stable")[:4]).tolist())
     hits = len(fused_red & expected_red) + 4  # green: accepted, all 4 hit
     fused = next(s for s in report["sources"] if s["source"] == "fused")
@@ -340,3 +353,79 @@ def test_second_review_keeps_earlier_imports(
         assert v3[kept]["human"] == row["human"] and v3[kept]["review"] == row["review"]
     assert json.loads(v3[sample_id]["review"])["verdict"] == "reject"
     assert v3[sample_id]["human"] == [0.0] * 16  # rejected, nothing marked
+
+
+def test_accept_without_marks_is_read_against_the_version_the_task_showed(
+    ls_client, review_dataset, review_videos, media_root, tmp_path
+):
+    """Export v1, accept a task without touching its marks, import onto v1b (same rows, other
+    scores): the human labels are v1's pre-marked frames. Exporting v1b to the project refuses
+    the annotated task (changing nothing) and moves an unannotated one to the new version."""
+    from fslabels.dataset import load_dataset_version, write_dataset
+    from fslabels.review.export import ReviewExportError, dataset_version_id, export_for_review
+    from fslabels.review.importer import import_reviews
+
+    title = "framesel review versions"
+    v1 = load_dataset_version(review_dataset)
+    common = {"videos": review_videos["root"], "media_root": media_root, "project": title}
+    first = export_for_review(v1, ls_client, sample=2, strategy="disagree", top_k=4, **common)
+    tasks = {t["data"][ui.TASK_KEY]["sample_id"]: t for t in ls_client.tasks(first.project_id)}
+    accepted, untouched = sorted(first.created)
+    _annotate(ls_client, first.created[accepted], [_verdict("accept")])
+
+    def top4(scores) -> list[int]:
+        return np.sort(np.argsort(-np.asarray(scores), kind="stable")[:4]).tolist()
+
+    # v1b: the same candidates, the scores reversed, so every row's top-4 moves
+    rows = [
+        {**row, **{c: row[c][::-1] for c in ("spatial", "temporal", "scores")}} for row in v1.rows
+    ]
+    v1b_dir = write_dataset(tmp_path / "v1b", rows, v1.captions, run_config=v1.run_config)
+    v1b = load_dataset_version(v1b_dir)
+    old = {r["sample_id"]: r for r in v1.rows}
+    new = {r["sample_id"]: r for r in v1b.rows}
+    assert top4(old[accepted]["scores"]) != top4(new[accepted]["scores"])
+
+    imported = import_reviews(ls_client, title, v1b, out_dir=tmp_path / "v2", top_k=4)
+    v2 = {r["sample_id"]: r for r in load_dataset_version(imported.out_dir).rows}
+    assert imported.reviewed == [accepted]
+    assert np.flatnonzero(v2[accepted]["human"]).tolist() == top4(old[accepted]["scores"])
+    assert json.loads(v2[accepted]["review"])["exported_from"] == first.version
+
+    # v1b onto the project: the accepted task cannot be moved; nothing changes
+    with pytest.raises(ReviewExportError) as caught:
+        export_for_review(v1b, ls_client, sample=2, strategy="disagree", top_k=4, **common)
+    message = str(caught.value)
+    assert "nothing was changed" in message and "new --project" in message
+    assert f"task {first.created[accepted]} (sample {accepted}" in message
+    assert "1 finished annotation(s)" in message and untouched not in message
+    after = {t["data"][ui.TASK_KEY]["sample_id"]: t for t in ls_client.tasks(first.project_id)}
+    assert after[untouched]["data"] == tasks[untouched]["data"]
+    assert len(after[untouched]["predictions"]) == 1
+
+    # v2 (reviewed rows are not sampled again): the unannotated task moves to v2
+    moved = export_for_review(
+        imported.out_dir, ls_client, sample=None, strategy="disagree", top_k=4, **common
+    )
+    assert moved.updated == [first.created[untouched]] and accepted not in moved.sampled
+    assert moved.version == dataset_version_id(load_dataset_version(imported.out_dir))
+    task = next(t for t in ls_client.tasks(first.project_id) if t["id"] == moved.updated[0])
+    data, block = task["data"], task["data"][ui.TASK_KEY]
+    assert block["dataset"] == moved.version
+    assert block["premarked"] == top4(new[untouched]["scores"])
+    assert data["scores"]["fused"] == [round(float(v), 4) for v in new[untouched]["scores"]]
+    assert data["frames"] == tasks[untouched]["data"]["frames"]  # same candidates, same images
+    assert data["sheet"] != tasks[untouched]["data"]["sheet"]
+    assert ls_client.fetch_status(data["sheet"]) == 200
+    assert ls_client.fetch_status(tasks[untouched]["data"]["sheet"]) == 200  # old one untouched
+    (prediction,) = task["predictions"]
+    assert prediction["model_version"] == f"framesel:{moved.version}"
+    chosen = sorted(
+        r["item_index"] for r in prediction["result"] if r["from_name"] == ui.FRAME_CHOICE
+    )
+    assert chosen == block["premarked"]
+    # and an accept without marks on the moved task means v2's pre-marked frames
+    _annotate(ls_client, task["id"], [_verdict("accept")])
+    v3 = import_reviews(ls_client, title, imported.out_dir, out_dir=tmp_path / "v3", top_k=4)
+    human = {r["sample_id"]: r["human"] for r in load_dataset_version(v3.out_dir).rows}
+    assert np.flatnonzero(human[untouched]).tolist() == top4(new[untouched]["scores"])
