@@ -22,13 +22,16 @@ writing. Only the driver writes, to its local ``WORKDIR/run.sqlite`` (never SQLi
 network filesystem), so ``labels status``, resume and ``labels build`` behave as with the local
 engine, and a re-run needs neither engine in particular.
 
-**Crashes.** A killed driver loses the videos in flight (their records are committed per video);
-a re-run resumes from the store. A worker process that dies (out of memory, segfault, a lost
-node) is restarted by Ray and its in-flight video is retried up to ``max_task_retries`` times;
-a video that never comes back (a poisoned item) is recorded as failed against its first stage
-still to do, naming the cause, and the run goes on. An exception raised while computing a unit
-(a bug, an unexpected input) is recorded at once against that unit, with its type and message.
-``--retry-failed`` retries both, as with the local engine.
+**Crashes.** A backend that cannot load on its actors stops the run with `BackendLoadError`
+before any record is written (the driver commits the videos that need no worker, e.g. whose
+fused rows only are to redo, after the pipeline). A killed driver loses the videos in flight
+(their records are committed per video); a re-run resumes from the store. A worker process
+that dies (out of memory, segfault, a lost node) is restarted by Ray and its in-flight video is
+retried up to ``max_task_retries`` times; a video that never comes back (a poisoned item) is
+recorded as failed against its first stage still to do, naming the cause, and the run goes on.
+An exception raised while computing a unit (a bug, an unexpected input) is recorded at once
+against that unit, with its type and message (as the local engine does). ``--retry-failed``
+retries both, as with the local engine.
 
 **Resources.** The ``decoders`` decode actors take ``decode_cpus`` CPUs each. A pool's actors take
 ``cpus_per_actor`` CPUs and ``num_gpus`` GPUs each: by default 1 GPU for a transformers backend
@@ -433,14 +436,16 @@ def run_labels_ray(
         engine: dict[str, Any] = {"name": "ray", "address": options.address, "videos_sent": 0}
         with ProgressBars(progress, session.totals()) as bars:
             run = _Run(session.store, bars)
-            remote = []
+            # Videos without worker work (finished, failed for good, or only their fused rows
+            # to redo) are the driver's, done after the pipeline: a backend that cannot load on
+            # its actors then stops the run before any record is written.
+            remote, driver_only = [], []
             for work in session.plans(retry_failed):
-                if _has_model_work(work):
-                    remote.append(work)
-                else:  # finished, failed for good, or only its fused rows to redo
-                    run.apply(work.steps(ctx), together=True)
+                (remote if _has_model_work(work) else driver_only).append(work)
             if remote:
                 engine.update(_run_remote(ray, ctx, remote, run, options))
+            for work in driver_only:
+                run.apply(work.steps(ctx), together=True)
             engine["commit_seconds"] = run.commit_seconds
         return session.finish(run.stats, engine)
 

@@ -10,14 +10,24 @@
    video are concatenated into one backend call of up to ``spatial.batch_size`` requests (a
    question's frames are never split across batches), then one call for the forced answers.
 4. **temporal**: one request per question from the video's numbered captions, up to
-   ``temporal.batch_size`` questions per call, unreadable replies retried.
+   ``temporal.batch_size`` questions per call, unreadable replies retried. A video whose
+   captions record failed gets no temporal request: its questions' temporal labels are recorded
+   as failed (``captions failed: …``), so their rows use the spatial source alone (below), and
+   ``retry_failed`` redoes the captions and then them.
 5. **fused**: the schema-v1 row, validated with `fsmodel.schema.check_label_rows`.
 
 Each batch is committed to the run store (`fslabels.store`) in one transaction as soon as it is
 finished, keyed by ``(stage, item, fingerprint)``; a re-run skips what is stored. Failures (a
 video that cannot be decoded, a request that failed, a reply that cannot be read) are stored
 against their items with the error and the raw reply, the run goes on, and they are retried
-only when asked (``retry_failed=True``); spatial retries only the frames that failed.
+only when asked (``retry_failed=True``); spatial retries only the frames that failed. An
+exception raised while computing a unit (a bug, an unexpected input) is recorded against that
+unit with its type and message, by either engine.
+
+A video whose candidates are stored is decoded again only for the frames of work still to do
+(a new question, a retried failure). That decode never replaces the stored candidates: if the
+video cannot be read now (moved, another ``videos_root``), or its frame indices differ from the
+stored ones (the file changed), only the units that needed its frames fail, naming the cause.
 
 **Fingerprints** (`Fingerprints`), each a hash of what changes that stage's output:
 
@@ -714,6 +724,9 @@ class VideoWork:
         retry: recompute stored failures.
         candidates, captions: the stored per-video records (or None).
         spatial, temporal, fused: the stored per-sample records, by sample id.
+        changed: samples whose spatial or temporal record was computed now.
+        frames_error: why the frames of a video whose candidates are stored cannot be used now
+            (its re-decode failed, or the file changed): every unit needing them fails with it.
     """
 
     video: str
@@ -726,6 +739,7 @@ class VideoWork:
     temporal: dict[str, Record] = field(default_factory=dict)
     fused: dict[str, Record] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    frames_error: str | None = None
 
     @classmethod
     def plan(
@@ -842,13 +856,25 @@ class VideoWork:
             lambda: decode_video(ctx, self.video, self.path), fail, isolate, lost, "decoding"
         )
         seconds = time.perf_counter() - start
-        if candidates is None or self.meta is None:
+        stored = self.meta
+        if stored is None:  # sampled now (first time, or a retried failure): this is the record
             fresh.seconds = fresh.seconds or seconds
             self.candidates = fresh
             return (None if candidates is None else candidates.frames), Step(
                 "candidates", [fresh], seconds, progress=1
             )
-        # stored already; decoded again for its frames
+        # Stored already, decoded again for its frames: the stored record stays (the labels
+        # made from it are good); what cannot use these frames fails in its own step.
+        if candidates is None:
+            self.frames_error = (
+                f"video {self.video} could not be decoded again for the frames of its new work "
+                f"({fresh.error}); its stored candidates are kept"
+            )
+        else:
+            self.frames_error = _changed_video(self.video, candidates.indices, stored)
+        if self.frames_error is not None:
+            logger.error("%s", self.frames_error)
+            return None, Step("candidates", [], seconds, cached=1, progress=1)
         return candidates.frames, Step("candidates", [], seconds, cached=1, progress=1)
 
     def blocked(self, ctx: LabelContext) -> list[Step]:
@@ -875,7 +901,11 @@ class VideoWork:
             return _captions_record(ctx, self.video, result, [], 0, 0.0)
 
         record = self._attempt(
-            lambda: caption_video(ctx, self.video, frames), fail, isolate, lost, "captioning"
+            lambda: caption_video(ctx, self.video, frames),
+            fail,
+            isolate,
+            lost if lost is not None else self.frames_error,
+            "captioning",
         )
         self.captions = record
         return Step("captions", [record], time.perf_counter() - start, progress=n)
@@ -916,7 +946,7 @@ class VideoWork:
                 lambda batch=batch: spatial_batch(ctx, frames, batch),
                 fail,
                 isolate,
-                lost,
+                lost if lost is not None else self.frames_error,
                 "spatial labelling",
             )
             for record in records:
@@ -928,11 +958,14 @@ class VideoWork:
         self, ctx: LabelContext, isolate: bool = False, lost: str | None = None
     ) -> Iterator[Step]:
         """Temporal labels from the video's captions, several questions per call; a stored
-        label that read other captions (retried since) is stale and redone."""
+        label that read other captions (retried since) is stale and redone. With failed
+        captions nothing is asked: the labels fail with ``captions failed: …``."""
         assert self.meta is not None and self.captions is not None
         n = ctx.config.num_candidates
         captions, timestamps = self.captions.payload["captions"], self.meta["timestamps"]
         read = captions_hash(captions, timestamps)
+        if lost is None and not self.captions.ok:
+            lost = f"captions failed: {self.captions.error}"
         todo = self.temporal_todo()
         cached = len(self.items) - len(todo)
         yield Step("temporal", cached=cached, progress=cached)
@@ -996,6 +1029,24 @@ def _failed_spatial(ctx: LabelContext, job: SpatialJob, n: int, error: str) -> R
         np.full(k, np.nan), [""] * k, [FrameFailure(i, error, "") for i in range(k)]
     )
     return _spatial_record(ctx, job, n, result, [ChatResponse.failed(error)] * k, {}, requests=0)
+
+
+def _changed_video(video: str, indices: np.ndarray, stored: Mapping[str, Any]) -> str | None:
+    """Why frames decoded again cannot stand for the stored candidates (their indices differ:
+    the file changed since it was sampled), or None when they can."""
+    decoded, before = [int(i) for i in indices], list(stored["frame_indices"])
+    if decoded == before:
+        return None
+    if len(decoded) != len(before):
+        differ = f"{len(decoded)} frames decoded, {len(before)} stored"
+    else:
+        k = next(k for k, (a, b) in enumerate(zip(decoded, before, strict=True)) if a != b)
+        differ = f"position {k}: frame {decoded[k]} decoded, frame {before[k]} stored"
+    return (
+        f"video {video} changed since its candidates were sampled: "
+        f"its frame indices differ from the stored ones ({differ}); put the original file back, "
+        "or label it in a new work directory"
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -1389,7 +1440,7 @@ def run_labels(
         with ProgressBars(progress, session.totals()) as bars:
             run = _Run(session.store, bars)
             for work in session.plans(retry_failed):
-                run.apply(work.steps(session.ctx))
+                run.apply(work.steps(session.ctx, isolate=True))
         return session.finish(run.stats)
 
 
@@ -1486,7 +1537,9 @@ def export_rows(
         captions = store.get_many("captions", videos, fp["captions"])
         caption_rows, seen = [], set()
         for video in videos:
-            if video not in captions or video not in candidates:
+            # a failed candidates record has no frames (a label run never stores one over
+            # good candidates; a store written before that rule may hold one)
+            if video not in captions or video not in candidates or not candidates[video].ok:
                 continue
             if video_ids[video] in seen:
                 continue
@@ -1507,6 +1560,9 @@ def export_rows(
 def run_status(workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """The state of the run in ``workdir`` (safe while a run writes to it).
 
+    Only the items of the run's current manifest are counted (records of items that an earlier
+    manifest had stay in the store, and are not counted).
+
     Returns:
         ``{"workdir", "items", "videos", "done", "stages": {stage: {"done", "failed",
         "blocked" (waiting on a video that failed), "pending", "expected"}},
@@ -1520,32 +1576,25 @@ def run_status(workdir: str | os.PathLike[str]) -> dict[str, Any]:
     store, fp = _open(workdir)
     try:
         items = store.items()
-        videos = {item.video for item in items}
-        counts = store.counts(fp)
-        expected = {
-            "candidates": len(videos),
-            "captions": len(videos),
-            "spatial": len(items),
-            "temporal": len(items),
-            "fused": len(items),
-        }
+        videos = list(dict.fromkeys(item.video for item in items))
+        samples = [item.sample_id for item in items]
         state = _state(store, fp, items)
         bad_videos = {f["item"] for f in state["failures"] if f["stage"] == "candidates"}
-        blocked_samples = sum(item.video in bad_videos for item in items)
+        bad_samples = {item.sample_id for item in items if item.video in bad_videos}
         stages = {}
         for stage in STAGES:
-            blocked = 0
-            if stage == "captions":
-                blocked = len(bad_videos)
-            elif stage != "candidates":
-                blocked = blocked_samples
-            done, failed = counts[stage]["done"], counts[stage]["failed"]
+            keys = videos if stage in ("candidates", "captions") else samples
+            waiting = {"candidates": set(), "captions": bad_videos}.get(stage, bad_samples)
+            statuses = store.statuses(stage, keys, fp[stage])
+            done = sum(status == "done" for status in statuses.values())
+            failed = len(statuses) - done
+            blocked = len(waiting - statuses.keys())
             stages[stage] = {
                 "done": done,
                 "failed": failed,
                 "blocked": blocked,
-                "pending": max(0, expected[stage] - done - failed - blocked),
-                "expected": expected[stage],
+                "pending": len(keys) - done - failed - blocked,
+                "expected": len(keys),
             }
         return {
             "workdir": str(workdir),

@@ -267,6 +267,33 @@ class RunStore:
                 f"{self.path} has store schema version {version}; this framesel reads "
                 f"version {STORE_SCHEMA_VERSION}"
             )
+        self._refuse_other_kinds()
+
+    def _refuse_other_kinds(self) -> None:
+        """A label run store opens label runs only: a work directory whose meta names a kind
+        (an eval's: `fslabels.qa.store.EvalStore`) is refused, naming what it holds, before
+        anything is written to it. A subclass that stores another kind of run (its own
+        ``run_kind``) checks its kind itself.
+
+        Raises:
+            ValueError: the directory holds another kind of run.
+        """
+        if self.run_kind != RunStore.run_kind:
+            return
+        kind = self.get_meta("kind")
+        if kind is None:  # label runs write no kind
+            return
+        self.close()
+        from fslabels.qa.store import STORE_KIND, EvalStore
+
+        what = (
+            f"an {EvalStore.run_kind} (made by `{EvalStore.start_command}`)"
+            if kind == STORE_KIND
+            else f"a run of kind {kind!r}"
+        )
+        raise ValueError(
+            f"{self.workdir} holds {what}, not a {self.run_kind}; use another work directory"
+        )
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -424,7 +451,11 @@ class RunStore:
         return [_record(row, Record) for row in self._db.execute(sql + " ORDER BY item", args)]
 
     def counts(self, fingerprints: Mapping[str, str]) -> dict[str, dict[str, int]]:
-        """``{stage: {"done": k, "failed": k}}`` under the given fingerprint of each stage."""
+        """``{stage: {"done": k, "failed": k}}`` under the given fingerprint of each stage.
+
+        Every record is counted, also those of items no longer in the run's manifest; to count
+        the current items, use `statuses` with them (as `fslabels.run.run_status` does).
+        """
         out = {stage: {"done": 0, "failed": 0} for stage in fingerprints}
         for stage, fingerprint in fingerprints.items():
             for status, count in self._db.execute(

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token files under the home directory
@@ -27,6 +28,7 @@ from fslabels.ray_engine import RayEngineConfig
 from fslabels.run import (
     MODEL_STAGES,
     BackendLoadError,
+    LabelContext,
     export_rows,
     run_labels,
     run_status,
@@ -270,3 +272,58 @@ def test_engine_errors_name_the_problem(tmp_path, capsys, monkeypatch, config, r
         RayEngineConfig(actors=0)
     with pytest.raises(ValueError, match="unknown stage 'fused'"):
         RayEngineConfig(num_gpus={"fused": 1})
+
+
+def test_a_caption_that_raises_is_recorded_alike_by_both_engines(
+    tmp_path, ray_address, tiny_models, vocab_size, monkeypatch
+):
+    monkeypatch.setitem(BACKENDS, faulty_backend.FAULTY, faulty_backend.TARGET)
+    manifest, videos, items = write_label_inputs(tmp_path, videos=1)
+    # captions and spatial share one faulty backend (one pool); only the caption prompt
+    # carries the marker that makes it raise
+    faulty = {"backend": faulty_backend.FAULTY,
+              "backend_options": {"batch_size": 8, "faults": {"[no captions]": "raise"}}}  # fmt: skip
+    captions = {**faulty, "prompt": "Describe this frame in one sentence. [no captions]"}
+    config = LabelRunConfig.from_dict(tiny_config(tiny_models, vocab_size, captions=captions,
+                                                  spatial=faulty))  # fmt: skip
+    local = run_labels(config, manifest, videos, tmp_path / "local", progress=False)
+    ray_run = run_labels(config, manifest, videos, tmp_path / "ray", progress=False,
+                         engine="ray", engine_options=SMALL)  # fmt: skip
+
+    assert _failures(ray_run) == _failures(local)
+    (captions_failure,) = [f for f in local.failures if f["stage"] == "captions"]
+    assert "captioning raised RuntimeError: poisoned request" in captions_failure["error"]
+    temporal = [f for f in local.failures if f["stage"] == "temporal"]
+    assert len(temporal) == items and all(f["error"].startswith("captions failed: ")
+                                          for f in temporal)  # fmt: skip
+    assert local.stages["temporal"].requests == ray_run.stages["temporal"].requests == 0
+    assert local.done == ray_run.done == items  # from the spatial source alone
+    assert export_rows(tmp_path / "ray") == export_rows(tmp_path / "local")
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(),
+    reason="the backend that cannot load is one on device cuda, which loads on a CUDA machine",
+)
+def test_a_backend_that_cannot_load_writes_no_record_even_for_driver_only_videos(
+    tmp_path, ray_address, config
+):
+    manifest, videos, _ = write_label_inputs(tmp_path, videos=2)
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(line + "\n" for line in manifest.read_text().splitlines()
+                             if '"clip0.mp4"' in line))  # fmt: skip
+    work = tmp_path / "work"
+    run_labels(config, first, videos, work, progress=False)
+    # other fusion weights: clip0 has only its fused rows to redo (on the driver); clip1 needs
+    # the workers, whose temporal backend cannot load (the device is in no fingerprint)
+    broken = config.with_overrides(
+        ["fusion.spatial_weight=1", "temporal.backend_options.device=cuda"]
+    )
+    fingerprints = LabelContext(broken).fingerprints
+    assert fingerprints.temporal == LabelContext(config).fingerprints.temporal
+    with pytest.raises(BackendLoadError, match="cannot load the temporal backend"):
+        run_labels(broken, manifest, videos, work, progress=False, engine="ray",
+                   engine_options={**SMALL, "num_gpus": 0})  # fmt: skip
+    with RunStore(work, create=False) as store:
+        assert store.records("fused", fingerprints.fused) == []
+        assert [r.item for r in store.records("candidates")] == ["clip0.mp4"]

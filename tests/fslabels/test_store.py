@@ -141,3 +141,24 @@ def test_to_json_is_strict():
 
     text = to_json({"a": np.array([1.0, np.nan]), "b": np.float32(0.5)})
     assert text == '{"a":[1.0,null],"b":0.5}'
+
+
+def test_a_label_store_refuses_an_eval_work_directory(tmp_path):
+    from fslabels.qa.store import EvalRecord, EvalStore
+
+    with EvalStore(tmp_path / "eval") as store:
+        store.put_results([EvalRecord("answer", "s", "fp", "done", {"correct": True})])
+    for create in (True, False):  # a label run (writer) or status / build (readers)
+        with pytest.raises(ValueError) as err:
+            RunStore(tmp_path / "eval", create=create)
+        assert str(err.value) == (
+            f"{tmp_path / 'eval'} holds an eval run (made by `framesel eval qa`), not a label "
+            "run; use another work directory"
+        )
+    with EvalStore(tmp_path / "eval", create=False) as store:  # untouched, still an eval
+        assert store.items() == [] and store.count_results() == 1
+        assert store.get_meta("fingerprints") is None and store.runs() == []
+    with RunStore(tmp_path / "labels") as store:  # a label run's own directory opens
+        store.set_meta({"fingerprints": {}})
+    with RunStore(tmp_path / "labels", create=False) as store:
+        assert store.get_meta("fingerprints") == {}
