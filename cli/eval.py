@@ -28,7 +28,7 @@ def qa(
         Path | None,
         typer.Option(
             help="JSONL or CSV: video, question, options (multiple choice), answer (letter, "
-            "0-based index or option text; open-ended: the text)."
+            "0-based index or option text, see --answer-format; open-ended: the text)."
         ),
     ] = None,
     hub: Annotated[
@@ -75,6 +75,14 @@ def qa(
         int | None, typer.Option("--n", help="Candidate frames per video (default 128).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items.")] = None,
+    answer_format: Annotated[
+        str | None,
+        typer.Option(
+            help="How multiple-choice answers name the option: auto (default; a number that "
+            "reads differently as a 0-based index and as an option's text fails its item), "
+            "letter, index (NExT-QA, LongVideoBench) or text."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Where results and plots go (default: WORK/results)."),
@@ -103,6 +111,7 @@ def qa(
         "scorers.selector.model": selector,
         "num_candidates": num_candidates,
         "limit": limit,
+        "answer_format": answer_format,
     }
     for key, value in shortcuts.items():
         if value is not None:

@@ -35,13 +35,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import logging
 import os
+import re
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -71,6 +74,7 @@ __all__ = [
     "build_scorer",
     "build_strategy",
     "known_strategies",
+    "model_content_id",
     "parse_strategy",
     "register_scorer",
     "scorer_class",
@@ -90,6 +94,71 @@ def _rules() -> ModuleType:
     from fsmodel import selection
 
     return selection
+
+
+# --- what a model id or directory loads --------------------------------------------------------
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+# Files of a model directory that do not change what it computes.
+_NOT_CONTENT = re.compile(r"(^\.)|(\.md$)", re.IGNORECASE)
+HASHED_BYTES = 64 << 20
+
+
+def model_content_id(
+    model: str | os.PathLike[str], revision: str | None = None, hash_bytes: int = HASHED_BYTES
+) -> str:
+    """What identifies the weights (and configs) ``model`` loads now: part of every cache key
+    that depends on a model, so a model retrained in place, or a Hub branch that moved, never
+    serves stale cached results.
+
+    - A local directory: a hash over its top-level files (``README.md`` and hidden files
+      excepted): the SHA-256 of each file up to ``hash_bytes`` (configs, tokenizer, chat
+      template, tiny weights), size and modification time of larger ones (weight shards, which
+      would take minutes to hash). Prefixed ``dir-``.
+    - A Hub id: the commit ``revision`` resolves to (a full commit sha as given, else asked of
+      the Hub; offline, or when the Hub cannot be reached, the commit of the cached snapshot).
+
+    Raises:
+        ValueError: a Hub id that resolves to no commit (not on the Hub or not reachable, and
+            not cached), naming the model and why.
+
+    Example:
+        >>> model_content_id("org/model", revision="0123456789abcdef0123456789abcdef01234567")
+        '0123456789abcdef0123456789abcdef01234567'
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        files: dict[str, Any] = {}
+        for file in sorted(path.iterdir()):
+            if not file.is_file() or _NOT_CONTENT.search(file.name):
+                continue
+            stat = file.stat()
+            if stat.st_size <= hash_bytes:
+                files[file.name] = hashlib.sha256(file.read_bytes()).hexdigest()
+            else:
+                files[file.name] = [stat.st_size, stat.st_mtime_ns]
+        return f"dir-{stable_hash(files)}"
+    if revision is not None and _COMMIT.fullmatch(revision):
+        return revision
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+
+    why = "HF_HUB_OFFLINE is set"
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            sha = model_info(str(model), revision=revision).sha
+        except Exception as err:  # unreachable or unknown: the cached snapshot may still say
+            why = f"{type(err).__name__}: {err}"
+        else:
+            if sha:
+                return sha
+            why = "the Hub returned no commit"
+    cached = try_to_load_from_cache(str(model), "config.json", revision=revision)
+    if isinstance(cached, str):
+        return Path(cached).parent.name  # .../snapshots/<commit>/config.json
+    raise ValueError(
+        f"cannot tell which weights {str(model)!r} (revision {revision or 'main'}) loads: it is "
+        f"not a local directory, the Hub did not resolve it ({why}) and no snapshot is cached"
+    )
 
 
 class ScoringError(RuntimeError):
@@ -211,15 +280,33 @@ class Scorer(Component):
     """
 
     name_hint: ClassVar[str] = "<scorer name>"
+    #: The scorer loads ``config.model`` (at ``config.revision``) itself: its content id
+    #: (`model_content_id`) is part of the fingerprint.
+    loads_model: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         if isinstance(config, Mapping):
             config, kwargs = None, {**config, **kwargs}
         super().__init__(config, **kwargs)
+        self._loaded_model_id: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        """What changes this scorer's scores: its name and config (minus device, batching)."""
-        return {"scorer": self.name, **fingerprint_fields(self.config)}
+        """What changes this scorer's scores: its name, its config (minus device, batching)
+        and, for scorers that load ``config.model``, that model's content (`model_content_id`:
+        of the model loaded, or of what would load now)."""
+        out = {"scorer": self.name, **fingerprint_fields(self.config)}
+        if self.loads_model:
+            out["model_id"] = self._model_id()
+        return out
+
+    def _model_id(self) -> str:
+        if self.is_loaded and self._loaded_model_id is not None:
+            return self._loaded_model_id
+        return model_content_id(self.config.model, self.config.revision)
+
+    def _note_model_id(self) -> None:
+        """Record the content id of the model about to load (`_load` calls it first)."""
+        self._loaded_model_id = model_content_id(self.config.model, self.config.revision)
 
     def reset(self) -> None:
         """Forget per-video caches (the similarity scorer's image embeddings), so the next
@@ -277,6 +364,7 @@ class SelectorScorer(Scorer):
     name = "selector"
     config_class = SelectorScorerConfig
     config: SelectorScorerConfig
+    loads_model = True
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -288,6 +376,7 @@ class SelectorScorer(Scorer):
         from transformers import AutoModel, AutoProcessor
 
         cfg = self.config
+        self._note_model_id()
         hub = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
         self.model = (
             AutoModel.from_pretrained(cfg.model, dtype=getattr(torch, cfg.dtype), **hub)
@@ -393,6 +482,7 @@ class SimilarityScorer(Scorer):
     name = "similarity"
     config_class = SimilarityScorerConfig
     config: SimilarityScorerConfig
+    loads_model = True
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -406,10 +496,10 @@ class SimilarityScorer(Scorer):
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
         cfg = self.config
+        self._note_model_id()
+        revision = cfg.revision
         self.model = (
-            AutoModel.from_pretrained(
-                cfg.model, revision=cfg.revision, dtype=getattr(torch, cfg.dtype)
-            )
+            AutoModel.from_pretrained(cfg.model, revision=revision, dtype=getattr(torch, cfg.dtype))
             .to(cfg.device)
             .eval()
         )
@@ -423,9 +513,9 @@ class SimilarityScorer(Scorer):
             )
         # The PIL backend needs no torchvision (absent on CPU machines here).
         self.image_processor = AutoImageProcessor.from_pretrained(
-            cfg.model, revision=cfg.revision, backend="pil"
+            cfg.model, revision=revision, backend="pil"
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, revision=cfg.revision)
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, revision=revision)
         self._cached = None
 
     def _unload(self) -> None:
@@ -546,6 +636,10 @@ class MLLMScorerConfig:
                 raise ValueError(f"scorers.mllm.{name} must be an integer >= 1, got {value!r}")
 
 
+# Backends that load the model's weights in-process (an API backend names a served model).
+_LOCAL_BACKENDS = ("transformers", "vllm")
+
+
 class MLLMScorer(Scorer):
     """Per-frame M-LLM relevance, p(True) / (p(True) + p(False)), from the spatial labeler's
     prompt and parsing (one request per candidate frame). Frames the labeler fails on get the
@@ -581,8 +675,13 @@ class MLLMScorer(Scorer):
         )
 
     def fingerprint(self) -> dict[str, Any]:
-        # The labeler's settings hold the prompt hash, sampling and the backend's fingerprint.
-        return {"scorer": self.name, **self.labeler.settings()}
+        # The labeler's settings hold the prompt hash, sampling and the backend's fingerprint;
+        # backends that load the model themselves add what the model directory or Hub id holds.
+        out = {"scorer": self.name, **self.labeler.settings()}
+        if self.config.backend in _LOCAL_BACKENDS:
+            revision = self.config.backend_options.get("revision")
+            out["model_id"] = model_content_id(self.config.model, revision)
+        return out
 
     def _load(self) -> None:
         self.backend.load()

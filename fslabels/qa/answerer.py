@@ -60,6 +60,8 @@ DEFAULT_ANSWER_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
 FRAMES_AS = ("auto", "video", "images")
 SCORING = ("both", "likelihood", "generate")
 _DTYPES = ("float32", "bfloat16", "float16")
+# Inputs with one value per token (besides the tokenizer's own model_input_names).
+_PER_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
 # Model families (config.model_type) whose processors take a video as a stack of frames.
 VIDEO_FAMILIES = frozenset(
     {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "llava_next_video", "video_llava"}
@@ -202,6 +204,7 @@ class Answerer:
         self.model: Any = None
         self.model_type: str | None = None
         self.frames_as: str | None = None
+        self.model_id: str | None = None
         self._eos_ids: set[int] = set()
         self._letter_ids: dict[str, list[int]] = {}
 
@@ -220,9 +223,12 @@ class Answerer:
             return
         from transformers import AutoConfig
 
+        from fslabels.strategies import model_content_id
         from fslabels.vlm import load_processor
 
         cfg = self.config
+        # What the files hold now: the weights `load` reads right after (part of the fingerprint).
+        self.model_id = model_content_id(cfg.model, cfg.revision)
         hub = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
         self.model_type = getattr(AutoConfig.from_pretrained(cfg.model, **hub), "model_type", None)
         self.processor = load_processor(cfg.model, **hub, **cfg.processor_kwargs)
@@ -276,13 +282,22 @@ class Answerer:
         self._eos_ids = eos_ids
 
     def unload(self) -> None:
-        self.model = None
+        """Free the model and processor; the next `resolve` or `load` reads the model's files
+        again (and its content id: a model retrained in place meanwhile is a new model)."""
+        self.model = self.processor = self.tokenizer = None
+        self.model_id = self.frames_as = None
+        self._letter_ids = {}
 
     def fingerprint(self) -> dict[str, Any]:
-        """What changes the answers: the config (minus device and attention kernel) and the
-        resolved ``frames_as``."""
+        """What changes the answers: the config (minus device and attention kernel), the
+        resolved ``frames_as`` and the model's content (`fslabels.strategies.model_content_id`
+        of the files loaded: a directory's file hashes, a Hub id's commit)."""
         self.resolve()
-        return {**fingerprint_fields(self.config), "frames_as": self.frames_as}
+        return {
+            **fingerprint_fields(self.config),
+            "frames_as": self.frames_as,
+            "model_id": self.model_id,
+        }
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -402,6 +417,26 @@ class Answerer:
         result.seconds = time.perf_counter() - start
         return result
 
+    def _per_token_keys(self, batch: Mapping[str, Any]) -> list[str]:
+        """The inputs with one value per prompt token (ids, attention mask, token types), which
+        grow with the ids. Chosen by name, never by shape: vision inputs such as Qwen2-VL's
+        ``pixel_values`` (``[patches, 1176]``) can have as many columns as the prompt has
+        tokens."""
+        names = {*_PER_TOKEN_INPUTS, *getattr(self.tokenizer, "model_input_names", ())}
+        length = batch["input_ids"].shape[1]
+        keys = []
+        for key in batch:
+            if key not in names:
+                continue
+            shape = tuple(getattr(batch[key], "shape", ()))
+            if len(shape) != 2 or shape[1] != length:
+                raise ValueError(
+                    f"the processor of {self.config.model} returned {key} of shape {shape}, "
+                    f"expected one value per prompt token ({shape[:1]}, {length})"
+                )
+            keys.append(key)
+        return keys
+
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else min(self._eos_ids, default=0)
@@ -442,7 +477,8 @@ class Answerer:
         token count; the continuation follows the assistant header of the chat template.
 
         Raises:
-            ValueError: an empty continuation.
+            ValueError: an empty continuation, or a processor whose per-token inputs are not
+                one row of prompt length.
         """
         import torch
 
@@ -456,15 +492,14 @@ class Answerer:
             [cont], dtype=batch["input_ids"].dtype, device=batch["input_ids"].device
         )
         inputs = dict(batch)
-        for key, value in batch.items():
-            # Per-token side inputs (attention mask, token-type ids) grow with the ids.
-            if hasattr(value, "shape") and value.ndim == 2 and value.shape[1] == length:
-                fill = (
-                    extra
-                    if key == "input_ids"
-                    else torch.full_like(extra, 1 if key == "attention_mask" else 0)
-                )
-                inputs[key] = torch.cat([value, fill.to(value.dtype)], dim=1)
+        for key in self._per_token_keys(batch):
+            # The continuation's tokens are text: attended to, token type 0.
+            fill = (
+                extra
+                if key == "input_ids"
+                else torch.full_like(extra, int(key == "attention_mask"))
+            )
+            inputs[key] = torch.cat([batch[key], fill.to(batch[key].dtype)], dim=1)
         with torch.inference_mode():
             logits = self.model(**inputs).logits[0, length - 1 : length - 1 + len(cont)]
         logprobs = torch.log_softmax(logits.float(), dim=-1)

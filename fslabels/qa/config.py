@@ -66,6 +66,12 @@ class EvalConfig(OverridableConfig):
         rule_options: ``{rule: {option: value}}``, e.g. ``{inverse_transform: {alpha: 2.0}}``.
         answerer: the downstream model (`fslabels.qa.answerer.AnswererConfig` fields).
         limit: evaluate only the first ``limit`` items (``None``: all).
+        answer_format: how the manifest's multiple-choice ``answer`` names the option: ``auto``
+            (default: letter, 0-based index or text; a number that reads differently as an
+            index and as an option's text fails its item rather than being guessed),
+            ``letter``, ``index`` (NExT-QA, LongVideoBench) or ``text``
+            (`fslabels.qa.prompts.gold_answer`). Changing it re-scores stored answers without
+            asking the model again.
 
     Raises:
         ValueError: any invalid value, naming the key and the rule.
@@ -84,8 +90,10 @@ class EvalConfig(OverridableConfig):
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     answerer: AnswererConfig = field(default_factory=AnswererConfig)
     limit: int | None = None
+    answer_format: str = "auto"
 
     def __post_init__(self) -> None:
+        from fslabels.qa.prompts import ANSWER_FORMATS
         from fslabels.strategies import SCORERS, build_scorer, parse_strategy
 
         _positive_int("num_candidates", self.num_candidates)
@@ -132,3 +140,7 @@ class EvalConfig(OverridableConfig):
         self.build_sections()
         if self.limit is not None:
             _positive_int("limit", self.limit)
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(
+                f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}"
+            )

@@ -8,7 +8,9 @@ exact rendered prompt.
 
 Gold answers: a manifest's ``answer`` may be the option's letter (``"B"``), its 0-based index
 (``"1"``, as NExT-QA and LongVideoBench store it) or its text; `gold_answer` resolves all three
-to a letter and fails with a message naming the item when it cannot.
+to a letter and fails with a message naming the options when it cannot. Where options are
+numbers a digit can be both an index and an option's text: ``answer_format`` says which the
+dataset means, and the default (``auto``) refuses to guess when the two readings disagree.
 
 Example:
     >>> prompt = build_prompt("What is cut?", ["bread", "cheese"])
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from fslabels._hashing import stable_hash
 
 __all__ = [
+    "ANSWER_FORMATS",
     "MC_TEMPLATE",
     "OPEN_TEMPLATE",
     "Prompt",
@@ -49,6 +52,8 @@ MC_TEMPLATE = (
 OPEN_TEMPLATE = "{question}\nAnswer the question using a single word or phrase."
 OPTION_TEMPLATE = "{letter}. {text}"
 LETTERS = string.ascii_uppercase
+# How a manifest's multiple-choice ``answer`` names the option (see `gold_answer`).
+ANSWER_FORMATS = ("auto", "letter", "index", "text")
 
 # "A. text", "(A) text", "A) text", "A: text": a label the manifest already carries.
 _LABELLED = re.compile(r"^\s*\(?([A-Za-z])[.):]\s*")
@@ -122,19 +127,33 @@ def build_prompt(question: str, options: Sequence[str] = ()) -> Prompt:
     return Prompt(MC_TEMPLATE.format(question=question.strip(), options=lines), letters, texts)
 
 
-def gold_answer(answer: str, options: Sequence[str] = ()) -> str:
+def gold_answer(answer: str, options: Sequence[str] = (), answer_format: str = "auto") -> str:
     """The gold answer: an option letter for multiple choice, the text for open-ended.
 
-    A multiple-choice ``answer`` may be the letter (``"B"``, ``"(B)"``, ``"B."``), the option's
-    0-based index (``"1"``) or the option's text (case and spaces ignored).
+    A multiple-choice ``answer`` is read as ``answer_format`` says:
+
+    - ``letter``: the option's letter (``"B"``, ``"(B)"``, ``"B."``);
+    - ``index``: its 0-based index (``"1"``, as NExT-QA and LongVideoBench store it);
+    - ``text``: its text (case and spaces ignored);
+    - ``auto`` (default): a letter, else every reading that applies (index, text). When a
+      number is both a valid index and exactly one option's text and the two name different
+      options (``"2"`` among the options ``1, 2, 3, 4``: index → C, text → B), nothing is
+      guessed: it raises, and the dataset's format must be set (``answer_format: index`` for
+      NExT-QA and LongVideoBench). Readings that agree, or a number that is only one of the
+      two (``"4"`` among ``1, 2, 3, 4`` is text: there is no index 4), are not ambiguous.
 
     Raises:
-        ValueError: an empty answer, or one that names no option (the options are listed).
+        ValueError: an empty answer, an unknown ``answer_format``, an answer that names no
+            option in that format (the options are listed), or an ambiguous one (``auto``).
 
     Example:
         >>> gold_answer("1", ["bread", "cheese"]), gold_answer("cheese", ["bread", "cheese"])
         ('B', 'B')
+        >>> gold_answer("2", ["1", "2", "3", "4"], "text"), gold_answer("4", ["1", "2", "3", "4"])
+        ('B', 'D')
     """
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
     text = str(answer).strip()
     if not text:
         raise ValueError("the item has no answer (the manifest's 'answer' is empty)")
@@ -142,25 +161,39 @@ def gold_answer(answer: str, options: Sequence[str] = ()) -> str:
         return text
     texts = [option_text(o) for o in options]
     letters = LETTERS[: len(texts)]
-    bare = text.strip("().: ").upper()
-    if len(bare) == 1 and bare in letters:
-        return bare
-    if text.isdigit():
-        if int(text) < len(texts):
-            return letters[int(text)]
+    shown = ", ".join(f"{letter}. {t}" for letter, t in zip(letters, texts, strict=True))
+    readings: dict[str, str] = {}  # how the answer reads -> the letter it names
+    if answer_format in ("auto", "letter"):
+        bare = text.strip("().: ").upper()
+        if len(bare) == 1 and bare in letters:
+            return bare
+    if answer_format in ("auto", "index") and text.isdigit() and int(text) < len(texts):
+        readings["index"] = letters[int(text)]
+    if answer_format in ("auto", "text"):
+        wanted = " ".join(text.lower().split())
+        named = [letters[i] for i, t in enumerate(texts) if " ".join(t.lower().split()) == wanted]
+        if len(named) == 1:
+            readings["text"] = named[0]
+    if len(set(readings.values())) == 1:
+        return next(iter(readings.values()))
+    if readings:
+        raise ValueError(
+            f"answer {text!r} is ambiguous: as a 0-based index it names {readings['index']}, as "
+            f"an option's text {readings['text']} ({shown}); set answer_format to 'index' or "
+            "'text' (the dataset's convention) instead of 'auto'"
+        )
+    if answer_format in ("auto", "index") and text.isdigit():
         raise ValueError(
             f"answer {text!r} is read as a 0-based option index, but there are only {len(texts)} "
-            f"options"
+            f"options ({shown})"
         )
-    wanted = " ".join(text.lower().split())
-    matches = [letters[i] for i, t in enumerate(texts) if " ".join(t.lower().split()) == wanted]
-    if len(matches) == 1:
-        return matches[0]
-    shown = ", ".join(f"{letter}. {t}" for letter, t in zip(letters, texts, strict=True))
-    raise ValueError(
-        f"answer {text!r} is not an option letter, a 0-based index or the text of exactly one "
-        f"option ({shown})"
-    )
+    wanted_as = {
+        "auto": "an option letter, a 0-based index or the text of exactly one option",
+        "letter": "an option letter (answer_format: letter)",
+        "index": "a 0-based option index (answer_format: index)",
+        "text": "the text of exactly one option (answer_format: text)",
+    }[answer_format]
+    raise ValueError(f"answer {text!r} is not {wanted_as} ({shown})")
 
 
 def parse_choice(reply: str, letters: Sequence[str], options: Sequence[str] = ()) -> str | None:

@@ -9,7 +9,9 @@ it works during a run and after one. Per cell:
 - **seconds per question**, split into decode (a video's decode time shared by its questions;
   ``uniform`` is charged only for decoding its k frames), selection (the scorer's model work +
   the rule) and answering (processor + downstream model), averaged over the answered questions.
-- ``Δ uniform``: the accuracy minus uniform's at the same k (when uniform is in the run).
+- ``Δ uniform``: the accuracy minus uniform's at the same k, over the questions both cells
+  answered (a question one of them failed or has not reached yet is left out of both sides),
+  with their number ``N`` (when uniform is in the run).
 
 `render_table` makes the rich table, `plot_report` the PNGs (accuracy vs k; accuracy vs
 seconds per question beside the time split), `write_results` a ``summary.json`` and one JSON
@@ -50,7 +52,9 @@ class CellRow:
         decode_seconds, selection_seconds, answer_seconds, total_seconds: means per answered
             question.
         selection_calls: mean model calls of the scorer per question.
-        delta_vs_uniform: ``accuracy`` minus uniform's at this k.
+        delta_vs_uniform: the accuracy minus uniform's at this k, both over the
+            ``delta_questions`` questions the two cells answered (``None`` when there are none).
+        delta_questions: how many questions ``delta_vs_uniform`` compares.
     """
 
     strategy: str
@@ -70,6 +74,7 @@ class CellRow:
     total_seconds: float | None = None
     selection_calls: float | None = None
     delta_vs_uniform: float | None = None
+    delta_questions: int | None = None
 
 
 @dataclass
@@ -143,6 +148,8 @@ def build_report(workdir: str | os.PathLike[str], include_answers: bool = False)
         scoring = config["answerer"]["scoring"]
         metric = "likelihood" if scoring == "likelihood" else "generate"
         rows: list[CellRow] = []
+        # {(strategy, k): {sample id: correct by the primary metric}}, for Δ on shared questions
+        correct: dict[tuple[str, int], dict[str, bool]] = {}
         failures: list[dict[str, Any]] = []
         answers: list[dict[str, Any]] = []
         for strategy in config["strategies"]:
@@ -161,6 +168,7 @@ def build_report(workdir: str | os.PathLike[str], include_answers: bool = False)
                         if r.ok
                     }
                 row = CellRow(strategy=strategy, k=k, questions=len(items))
+                scored = correct[(strategy, k)] = {}
                 gen, lik, dec, sel, ans, calls = [], [], [], [], [], []
                 for sample_id in ids:
                     record = records.get(sample_id)
@@ -181,6 +189,9 @@ def build_report(workdir: str | os.PathLike[str], include_answers: bool = False)
                         gen.append(float(p["correct_generate"]))
                     if p.get("correct_likelihood") is not None:
                         lik.append(float(p["correct_likelihood"]))
+                    primary = p.get(f"correct_{metric}")
+                    if primary is not None:
+                        scored[sample_id] = bool(primary)
                     if p.get("multiple_choice"):
                         row.multiple_choice += 1
                         row.unparsed += int(bool(p.get("unparsed")))
@@ -210,11 +221,15 @@ def build_report(workdir: str | os.PathLike[str], include_answers: bool = False)
                         for v in (row.decode_seconds, row.selection_seconds, row.answer_seconds)
                     )
                 rows.append(row)
-    uniform = {r.k: r.accuracy for r in rows if r.strategy == "uniform"}
     for row in rows:
-        base = uniform.get(row.k)
-        if row.strategy != "uniform" and base is not None and row.accuracy is not None:
-            row.delta_vs_uniform = row.accuracy - base
+        base = correct.get(("uniform", row.k))
+        if row.strategy == "uniform" or base is None:
+            continue
+        mine = correct[(row.strategy, row.k)]
+        shared = [sample_id for sample_id in mine if sample_id in base]
+        row.delta_questions = len(shared)
+        if shared:
+            row.delta_vs_uniform = _mean([float(mine[s]) - float(base[s]) for s in shared])
     return EvalReport(
         workdir=str(workdir),
         items=len(items),
@@ -247,7 +262,7 @@ def render_table(report: EvalReport) -> Any:
     answerer = report.answerer
     caption = (
         f"done: answered/questions (failures listed apart) · acc: {report.metric} accuracy; Δ: "
-        "acc minus uniform's at the same k; lik: option-letter likelihood; unp: replies naming "
+        "acc minus uniform's at the same k over the N questions both answered; lik: option-letter likelihood; unp: replies naming "
         "no option · seconds per question: decode (a video's decode shared by its questions; "
         "uniform decodes only its k frames), selection (scoring + rule), answering · calls: "
         f"scorer model calls per question · {answerer.get('model', '?')} "
@@ -261,7 +276,7 @@ def render_table(report: EvalReport) -> Any:
         caption=caption,
         caption_justify="left",
     )
-    columns = ("strategy", "k", "done", "acc%", "Δ", "lik%", "unp", "dec s", "sel s", "ans s",
+    columns = ("strategy", "k", "done", "acc%", "Δ", "N", "lik%", "unp", "dec s", "sel s", "ans s",
                "tot s", "calls")  # fmt: skip
     for column in columns:
         if column == "strategy":
@@ -276,6 +291,7 @@ def render_table(report: EvalReport) -> Any:
             f"{row.done}/{row.questions}",
             _pct(row.accuracy),
             delta,
+            "-" if row.delta_questions is None else str(row.delta_questions),
             _pct(row.acc_likelihood),
             f"{row.unparsed}/{row.multiple_choice}" if row.multiple_choice else "-",
             _secs(row.decode_seconds),

@@ -16,8 +16,12 @@
 Every record is committed to the eval store (`fslabels.qa.store.EvalStore`) as soon as it is
 computed, keyed by a fingerprint of what produced it: candidates (n, frame size, reader),
 scores (+ the scorer's model and settings), answers (+ the strategy's rule and scorer, k, the
-downstream model and its settings, the prompt templates). A re-run computes only what is
-missing, so adding a strategy, a k or a question computes only the new cells. Failures (a video
+downstream model and its settings, the prompt templates). Models count by their content
+(`fslabels.strategies.model_content_id`: a directory's files, a Hub id's commit), so a model
+retrained in place is a new model. A re-run computes only what is missing, so adding a
+strategy, a k or a question computes only the new cells. Gold answers are resolved on every
+run (``answer_format``) and checked against the stored answers, which are re-scored without
+the model when their gold changed. Failures (a video
 that cannot be decoded, a scorer or model error, a gold answer that names no option) are stored
 against the cells they affect, the run goes on, and they are retried only when asked.
 
@@ -32,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -164,6 +169,27 @@ class _Counts:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def _judge(answer: Mapping[str, Any], gold: str) -> dict[str, Any]:
+    """Correctness of a stored answer (its ``multiple_choice``, ``reply``, ``choice`` and
+    ``likelihood_choice``) against ``gold``: ``gold``, ``correct_generate``, ``unparsed`` and
+    ``correct_likelihood``."""
+    reply = answer.get("reply")
+    if not answer.get("multiple_choice"):
+        return {
+            "gold": gold,
+            "correct_generate": match_open_answer(reply or "", gold),
+            "unparsed": False,
+            "correct_likelihood": None,
+        }
+    likelihood = answer.get("likelihood_choice")
+    return {
+        "gold": gold,
+        "correct_generate": None if reply is None else answer.get("choice") == gold,
+        "unparsed": reply is not None and answer.get("choice") is None,
+        "correct_likelihood": None if likelihood is None else likelihood == gold,
+    }
+
+
 def _items(manifest_or_items: Any, limit: int | None) -> list[LabelItem]:
     items = as_items(manifest_or_items)
     if not items:
@@ -198,7 +224,13 @@ class _Eval:
     def _todo(self, record: EvalRecord | None) -> bool:
         return record is None or (not record.ok and self.retry)
 
-    def _pending(self, items: list[LabelItem]) -> list[_Cell]:
+    def _pending(self, items: list[LabelItem], golds: Mapping[str, str]) -> list[_Cell]:
+        """The cells to compute. Gold answers are not part of a cell's fingerprint (they do not
+        change what the model sees), so they are checked here against every stored answer:
+        a stored answer whose gold changed (``answer_format``) is re-scored in place, a cell
+        that failed because its item's answer did not resolve is computed once it does, and a
+        stored answer whose item no longer resolves becomes pending (and fails as a bad item).
+        """
         ids = [item.sample_id for item in items]
         pending: list[_Cell] = []
         for strategy in self.strategies:
@@ -206,12 +238,24 @@ class _Eval:
                 fp = self.fp.cell(strategy.name, k)
                 stored = self.store.get_results("answer", ids, fp)
                 for item in items:
-                    if self._todo(stored.get(item.sample_id)):
+                    record = stored.get(item.sample_id)
+                    gold = golds.get(item.sample_id)
+                    if (
+                        self._todo(record)
+                        or (record.ok and gold is None)
+                        or (not record.ok and record.payload.get("bad_item") and gold is not None)
+                    ):
                         pending.append(_Cell(item, strategy, k, fp))
-                    else:
-                        self.counts.cached += 1
-                        self.bar.advance(_BAR, 1)
+                        continue
+                    if record.ok and record.payload.get("gold") != gold:
+                        self._rescore(record, gold)
+                    self.counts.cached += 1
+                    self.bar.advance(_BAR, 1)
         return pending
+
+    def _rescore(self, record: EvalRecord, gold: str) -> None:
+        payload = {**record.payload, **_judge(record.payload, gold)}
+        self.store.put_results([dataclasses.replace(record, payload=payload)])
 
     def _fail(self, cells: list[_Cell], error: str, **context: Any) -> None:
         if not cells:
@@ -231,18 +275,25 @@ class _Eval:
         self.bar.advance(_BAR, len(cells))
 
     def evaluate_video(self, video: str, items: list[LabelItem]) -> None:
-        pending = self._pending(items)
-        if not pending:
-            return
-        # Items whose gold answer names no option fail at once, without decoding anything.
+        # Gold answers are resolved on every run (cheap, no model); items whose answer names no
+        # option fail at once, without decoding anything.
         golds: dict[str, str] = {}
+        bad: dict[str, str] = {}
         for item in items:
             try:
-                golds[item.sample_id] = gold_answer(item.answer, item.options)
+                golds[item.sample_id] = gold_answer(
+                    item.answer, item.options, self.config.answer_format
+                )
                 build_prompt(item.question, item.options)
             except ValueError as err:
-                bad = [c for c in pending if c.item.sample_id == item.sample_id]
-                self._fail(bad, f"bad item {item.sample_id} ({video}): {err}")
+                golds.pop(item.sample_id, None)
+                bad[item.sample_id] = (
+                    f"bad item {item.sample_id} ({video}, {item.question!r}): {err}"
+                )
+        pending = self._pending(items, golds)
+        for sample_id, error in bad.items():
+            cells = [c for c in pending if c.item.sample_id == sample_id]
+            self._fail(cells, error, bad_item=True)
         pending = [c for c in pending if c.item.sample_id in golds]
         if not pending:
             return
@@ -433,16 +484,7 @@ class _Eval:
             return
         payload = {**context, **result.to_dict(), "gold": gold}
         payload["multiple_choice"] = prompt.multiple_choice
-        if prompt.multiple_choice:
-            payload["correct_generate"] = None if result.reply is None else result.choice == gold
-            payload["unparsed"] = result.reply is not None and result.choice is None
-            payload["correct_likelihood"] = (
-                None if result.likelihood_choice is None else result.likelihood_choice == gold
-            )
-        else:
-            payload["correct_generate"] = match_open_answer(result.reply or "", gold)
-            payload["unparsed"] = False
-            payload["correct_likelihood"] = None
+        payload.update(_judge(payload, gold))
         self.store.put_results(
             [
                 EvalRecord(

@@ -110,6 +110,11 @@ def test_eval_strategies_lists_every_combination(capsys):
         (["--k", "two"], 2, "--k takes comma-separated integers"),
         (["--hub", "org/data"], 2, "exactly one of --manifest or --hub"),
         (["--set", "frames=3"], 1, "unknown key 'frames'"),
+        (
+            ["--strategies", "uniform", "--answer-format", "guess"],
+            1,
+            "answer_format must be one of ('auto', 'letter'",
+        ),
         (["--strategies", "selector", "--selector", ""], 1, "scorers.selector.model is required"),
     ],
 )

@@ -5,10 +5,12 @@ model, question)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from fslabels.manifest import read_manifest
 from fslabels.qa import EvalConfig, run_eval
@@ -20,13 +22,15 @@ from fslabels.qa.prompts import (
     parse_choice,
     prompt_hash,
 )
-from fslabels.qa.report import build_report, plot_report, write_results
+from fslabels.qa.report import build_report, plot_report, render_table, write_results
 from fslabels.qa.store import EvalStore
 from fslabels.store import Record, RunStore, StoreLockedError
+from fslabels.strategies import model_content_id
 from fsmodel.selection import select
 from fsmodel.synthetic import Event, write_video
 from fsmodel.tiny import build_tiny_similarity
 from fsmodel.video import sample_candidates
+from tests.fslabels.test_strategies import retrain_in_place
 
 N = 16
 KS = [2, 4]
@@ -65,6 +69,47 @@ def test_gold_answers_resolve_to_a_letter(answer, options, gold):
     assert gold_answer(answer, options) == gold
 
 
+COUNTS = ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "answer_format", "gold"),
+    [
+        ("2", COUNTS, "text", "B"),  # the option whose text is "2", not index 2
+        ("2", COUNTS, "index", "C"),
+        ("4", COUNTS, "auto", "D"),  # no index 4: only the text reading applies
+        ("4", COUNTS, "text", "D"),
+        ("2", ["0", "1", "2"], "auto", "C"),  # index and text agree
+        ("B", COUNTS, "letter", "B"),
+        ("b", ["x", "b"], "text", "B"),
+    ],
+)
+def test_numeric_options_follow_the_answer_format(answer, options, answer_format, gold):
+    assert gold_answer(answer, options, answer_format) == gold
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "answer_format", "match"),
+    [
+        (
+            "2",
+            COUNTS,
+            "auto",
+            r"'2' is ambiguous: as a 0-based index it names C, as an option's "
+            r"text B \(A\. 1, B\. 2, C\. 3, D\. 4\); set answer_format to 'index' or 'text'",
+        ),
+        ("4", COUNTS, "index", r"0-based option index, but there are only 4 options"),
+        ("1", ["a", "b"], "letter", r"not an option letter \(answer_format: letter\)"),
+        ("B", ["a", "b"], "index", r"not a 0-based option index \(answer_format: index\)"),
+        ("1", ["a", "b"], "text", r"not the text of exactly one option"),
+        ("A", ["a", "b"], "letters", "answer_format must be one of"),
+    ],
+)
+def test_a_numeric_answer_is_never_silently_misread(answer, options, answer_format, match):
+    with pytest.raises(ValueError, match=match):
+        gold_answer(answer, options, answer_format)
+
+
 @pytest.mark.parametrize(
     ("answer", "options", "match"),
     [
@@ -95,6 +140,16 @@ def test_bad_gold_answers_say_why(answer, options, match):
 )
 def test_replies_are_read_for_an_option_letter(reply, choice):
     assert parse_choice(reply, "ABC", ["bread", "cheese", "ham"]) == choice
+
+
+@pytest.mark.parametrize(
+    ("reply", "choice"),
+    [("2", "B"), ("The answer is 2.", "B"), ("4 people", "D"), ("C", "C"), ("(A) 1", "A"),
+     ("12", None), ("2 or 3", None)],
+)  # fmt: skip
+def test_a_numeric_reply_names_the_option_with_that_text(reply, choice):
+    prompt = build_prompt("How many circles are there?", COUNTS)
+    assert parse_choice(reply, prompt.letters, prompt.options) == choice
 
 
 def test_open_ended_answers_match_normalised():
@@ -176,6 +231,40 @@ def test_letter_likelihood_is_the_models_next_token_distribution(answerer, clip)
         assert forward.letter_logprobs[letter] == pytest.approx(expected, abs=1e-4)
     best = max("ABC", key=lambda letter: forward.letter_logprobs[letter])
     assert forward.likelihood_choice == best
+
+
+def test_loglikelihood_extends_only_the_per_token_inputs(answerer, clip):
+    """Qwen2-VL's pixel_values is [patches, 1176]: with a prompt of exactly 1176 tokens it must
+    still be left alone; ids, attention mask and mm token types grow with the continuation."""
+    import torch
+
+    frames = sample_candidates(clip.path, 2, size=48).frames
+    width = answerer.inputs(frames, "Q")[1]["pixel_values"].shape[1]
+    words = width
+    for _ in range(8):  # pad the context until the prompt has exactly `width` tokens
+        context = "Q" + " a" * words
+        _, batch = answerer.inputs(frames, context)
+        if batch["input_ids"].shape[1] == width:
+            break
+        words += width - batch["input_ids"].shape[1]
+    assert batch["input_ids"].shape[1] == width == batch["pixel_values"].shape[1]
+    assert "mm_token_type_ids" in batch  # a per-token input besides ids and mask
+
+    score = answerer.loglikelihood(frames, context, "B")
+
+    cont = answerer.tokenizer("B", add_special_tokens=False)["input_ids"]
+    tail = torch.tensor([cont])
+    full = {**batch, "input_ids": torch.cat([batch["input_ids"], tail], dim=1)}
+    full["attention_mask"] = torch.ones_like(full["input_ids"])
+    full["mm_token_type_ids"] = torch.cat(
+        [batch["mm_token_type_ids"], torch.zeros_like(tail)], dim=1
+    )
+    with torch.no_grad():
+        logits = answerer.model(**full).logits[0, width - 1 : width - 1 + len(cont)]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    expected = float(logprobs[torch.arange(len(cont)), torch.tensor(cont)].sum())
+    assert score.num_tokens == len(cont)
+    assert score.logprob == pytest.approx(expected, abs=1e-4)
 
 
 # --- a whole eval run ---------------------------------------------------------------------------
@@ -388,6 +477,111 @@ def test_an_interrupted_run_keeps_its_answers_and_resumes(qa_set, eval_config, t
     after = _answers(work)
     assert {k: after[k] for k in kept} == kept
     assert resumed.report.row("selector:nms", 4).done == 4
+
+
+def test_models_retrained_in_place_are_not_served_from_the_cache(
+    qa_set, eval_config, tiny_models, tmp_path
+):
+    """The cache keys hold what the model directories contain, not only their paths."""
+    selector = shutil.copytree(tiny_models["selector"], tmp_path / "selector")
+    model = shutil.copytree(tiny_models["qwen2-vl"], tmp_path / "qwen2-vl")
+    config = EvalConfig.from_dict(
+        {**eval_config, "strategies": ["uniform", "selector:nms"], "ks": [2], "limit": 1,
+         "scorers": {"selector": {"model": str(selector)}},
+         "answerer": {**eval_config["answerer"], "model": str(model)}}
+    )  # fmt: skip
+    work = tmp_path / "work"
+
+    def run():
+        return run_eval(config, qa_set["manifest"], qa_set["videos"], work, progress=False)
+
+    assert run().computed == 2 and run().cached == 2  # computed, then served from the cache
+    with EvalStore(work, create=False) as store:
+        assert store.count_results("scores") == 1
+    retrain_in_place(selector)
+    again = run()
+    assert (again.computed, again.cached) == (1, 1)  # the selector's cell; uniform's is cached
+    with EvalStore(work, create=False) as store:
+        assert store.count_results("scores") == 2  # the new selector scored the question anew
+    retrain_in_place(model)
+    assert run().computed == 2 and run().cached == 2  # a new answerer answers everything anew
+    assert build_report(work).answerer["model_id"] == model_content_id(model)
+
+
+def test_delta_vs_uniform_compares_the_questions_both_cells_answered(qa_set, eval_config, tmp_path):
+    """An interrupted run leaves uniform with fewer answers than the selector: Δ must compare
+    the two on their shared questions only, and say how many."""
+    config = EvalConfig.from_dict(
+        {**eval_config, "strategies": ["selector:nms", "uniform"], "ks": [2],
+         "answerer": {**eval_config["answerer"], "scoring": "likelihood"}}
+    )  # fmt: skip
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config, qa_set["manifest"], qa_set["videos"], work, progress=False,
+                 answerer=_Interrupting(config.answerer, stop_at=7))  # fmt: skip
+    report = build_report(work, include_answers=True)
+    correct = {
+        strategy: {
+            a["sample_id"]: a["correct_likelihood"]
+            for a in report.answers
+            if a["strategy"] == strategy and a["correct_likelihood"] is not None
+        }
+        for strategy in ("selector:nms", "uniform")
+    }
+    selector, uniform = correct["selector:nms"], correct["uniform"]
+    shared = sorted(set(selector) & set(uniform))
+    assert 0 < len(shared) == len(uniform) < len(selector)  # uniform was cut short
+    row = report.row("selector:nms", 2)
+    assert row.delta_questions == len(shared)
+    assert row.delta_vs_uniform == pytest.approx(
+        np.mean([selector[s] for s in shared]) - np.mean([uniform[s] for s in shared])
+    )
+    assert report.row("uniform", 2).delta_questions is None
+    table = Console(width=200, record=True)
+    table.print(render_table(report))
+    lines = [x.split() for x in table.export_text().splitlines()]
+    header = next(x for x in lines if x[:1] == ["strategy"])
+    cells = next(x for x in lines if x[:1] == ["selector:nms"])
+    assert header[4:6] == ["Δ", "N"] and cells[4] == f"{100 * row.delta_vs_uniform:+.1f}"
+    assert cells[5] == str(len(shared))  # N is shown beside Δ
+
+
+def test_answer_format_decides_numeric_golds_and_rescores_stored_answers(
+    qa_set, eval_config, tmp_path
+):
+    """An ambiguous numeric answer fails its item (naming the question) under ``auto``; setting
+    the format computes it without --retry-failed, and changing the format again re-scores the
+    stored answer without asking the model."""
+    manifest = tmp_path / "counts.jsonl"
+    rows = [{"video": "a.mp4", "question": "How many circles appear?", "options": COUNTS,
+             "answer": "2"}]  # fmt: skip
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    work = tmp_path / "work"
+    base = {**eval_config, "strategies": ["uniform"], "ks": [2]}
+
+    def run(answer_format):
+        config = EvalConfig.from_dict({**base, "answer_format": answer_format})
+        return run_eval(config, manifest, qa_set["videos"], work, progress=False)
+
+    auto = run("auto")
+    assert (auto.computed, auto.failed) == (0, 1)
+    (error,) = [f["error"] for f in auto.report.failures]
+    assert "'How many circles appear?'" in error and "'2' is ambiguous" in error
+    by_index = run("index")
+    assert (by_index.computed, by_index.failed) == (1, 0)
+    (answer,) = _answers(work).values()
+    assert answer["payload"]["gold"] == "C" and answer["attempts"] == 2
+    by_text = run("text")
+    assert (by_text.computed, by_text.failed, by_text.cached) == (0, 0, 1)
+    (rescored,) = _answers(work).values()
+    p = rescored["payload"]
+    assert p["gold"] == "B" and p["correct_likelihood"] == (p["likelihood_choice"] == "B")
+    assert p["correct_generate"] == (p["choice"] == "B")
+    unchanged = {k: v for k, v in p.items() if not k.startswith("correct") and k != "gold"}
+    assert unchanged == {
+        k: v for k, v in answer["payload"].items() if not k.startswith("correct") and k != "gold"
+    }  # the same reply and choices: the model was not asked again
+    assert by_text.report.row("uniform", 2).acc_likelihood == float(p["correct_likelihood"])
 
 
 def test_results_and_plots_are_written(first_run, tmp_path):

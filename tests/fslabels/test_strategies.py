@@ -6,6 +6,8 @@ fsmodel.selection."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from fslabels.strategies import (
     build_scorer,
     build_strategy,
     known_strategies,
+    model_content_id,
     parse_strategy,
     uniform_selection,
 )
@@ -314,3 +317,87 @@ def test_scorer_fingerprints_leave_out_device_and_batching(similarity_model, tin
     assert sharper.fingerprint()["rule_options"] == {"alpha": 3.0}
     assert json.dumps(sharper.fingerprint())  # JSON-able: it keys the eval store
     assert get_strategy("inverse_transform") is inverse_transform
+
+
+# --- what a model id or directory loads (cache keys) --------------------------------------------
+
+
+def retrain_in_place(directory: Path, shift: float = 0.01) -> None:
+    """Save other weights of the same shapes over the checkpoint in ``directory`` (what
+    retraining into the same output directory does)."""
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    import fsmodel.video  # noqa: F401  (registers the selector's Auto classes)
+
+    config = AutoConfig.from_pretrained(directory)
+    cls = getattr(transformers, config.architectures[0], None)
+    if cls is None:
+        from transformers import AutoModel as cls
+    model = cls.from_pretrained(directory)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(shift)
+    model.save_pretrained(directory)
+
+
+def test_a_model_directorys_content_id_follows_its_files(similarity_model, tmp_path):
+    model = Path(shutil.copytree(similarity_model, tmp_path / "siglip"))
+    first = model_content_id(model)
+    assert first.startswith("dir-") and model_content_id(str(model)) == first
+    (model / "README.md").write_text("a model card")  # not what the model computes
+    assert model_content_id(model) == first
+    retrain_in_place(model)
+    second = model_content_id(model)
+    assert second != first
+    # files above hash_bytes (weight shards) count by size and modification time
+    weights = model / "model.safetensors"
+    by_stat = model_content_id(model, hash_bytes=0)
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert model_content_id(model, hash_bytes=0) != by_stat
+    assert model_content_id(model) == second  # hashed: the same bytes are the same model
+
+
+def test_a_hub_models_content_id_is_the_commit_it_loads(hub, similarity_model, monkeypatch):
+    import huggingface_hub
+
+    repo = f"{hub.user}/tiny-siglip-content-id"
+    hub.create_repo(repo, exist_ok=True)
+    files = {p.name: p.read_bytes() for p in similarity_model.iterdir() if p.is_file()}
+    first = hub.commit(repo, files)
+    assert model_content_id(repo) == first
+    scorer = SimilarityScorer(model=repo)
+    assert scorer.fingerprint()["model_id"] == first
+    scorer.load()  # downloads and caches `first`
+    second = hub.commit(repo, {"README.md": "retrained"})  # the branch moves
+    assert model_content_id(repo) == second
+    assert model_content_id(repo, revision=first) == first  # a pinned commit needs no lookup
+    assert scorer.fingerprint()["model_id"] == first  # what is loaded, not what the Hub has now
+    scorer.unload()
+    assert scorer.fingerprint()["model_id"] == second
+    # offline: the commit of the cached snapshot, which is what would load
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert model_content_id(repo) == first
+    with pytest.raises(ValueError, match=r"cannot tell which weights 'nobody/nothing'.*OFFLINE"):
+        model_content_id("nobody/nothing")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(ValueError, match=r"'nobody/nothing'.*RepositoryNotFoundError"):
+        model_content_id("nobody/nothing")
+
+
+def test_scorer_fingerprints_follow_a_model_retrained_in_place(tiny_models, tmp_path):
+    selector_dir = Path(shutil.copytree(tiny_models["selector"], tmp_path / "selector"))
+    selector = SelectorScorer(model=str(selector_dir))
+    before = selector.fingerprint()
+    assert before["model_id"] == model_content_id(selector_dir)
+    selector.load()
+    retrain_in_place(selector_dir)
+    assert selector.fingerprint() == before  # the loaded weights are still the old ones
+    selector.unload()
+    after = selector.fingerprint()
+    assert after["model_id"] != before["model_id"]
+    assert {k: v for k, v in after.items() if k != "model_id"} == {
+        k: v for k, v in before.items() if k != "model_id"
+    }
