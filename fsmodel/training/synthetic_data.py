@@ -33,6 +33,7 @@ __all__ = [
     "event_caption_row",
     "event_label_rows",
     "random_event_spec",
+    "random_multi_event_spec",
     "write_event_dataset",
 ]
 
@@ -174,6 +175,48 @@ def random_event_spec(
         events.append(Event(start, end, other[1], other[0]))
     shuffled = tuple(events[i] for i in rng.permutation(len(events)))
     return EventVideoSpec(name=name, num_frames=num_frames, events=shuffled, ask=(target,))
+
+
+def random_multi_event_spec(
+    rng: np.random.Generator,
+    name: str,
+    num_frames: int,
+    lengths_by_kind: dict[tuple[str, str], Sequence[int]],
+    gap: int = 1,
+    distractors: int = 2,
+    distractor_kinds: Sequence[tuple[str, str]] = EVENT_KINDS,
+) -> EventVideoSpec:
+    """A random video asking about several kinds at once: kind ``c`` occurs
+    ``len(lengths_by_kind[c])`` times (lengths in frames), all occurrences of all asked kinds in
+    a random order, more than ``gap`` frames apart; plus up to ``distractors`` events of kinds
+    not asked (from ``distractor_kinds``). One label row per asked kind: the frames are the
+    same for all of them, so only the question tells the rows apart.
+
+    Raises:
+        ValueError: when the occurrences cannot fit into ``num_frames``.
+    """
+    asked = list(lengths_by_kind)
+    placed = [(kind, int(size)) for kind in asked for size in lengths_by_kind[kind]]
+    placed = [placed[i] for i in rng.permutation(len(placed))]
+    slack = num_frames - sum(size for _, size in placed) - (gap + 1) * (len(placed) - 1)
+    if slack < 0:
+        raise ValueError(f"{len(placed)} occurrences do not fit into {num_frames} frames")
+    # Spread the spare frames over the len(placed) + 1 spaces around the occurrences.
+    cuts = np.sort(rng.integers(0, slack + 1, len(placed)))
+    extra = np.diff(np.concatenate([[0], cuts]))
+    events, start = [], 0
+    for (kind, size), more in zip(placed, extra, strict=True):
+        start += int(more)
+        events.append(Event(start, start + size - 1, kind[1], kind[0]))
+        start += size + gap + 1
+    others = [k for k in distractor_kinds if k not in lengths_by_kind]
+    for _ in range(int(rng.integers(0, distractors + 1)) if others else 0):
+        other = others[int(rng.integers(len(others)))]
+        first = int(rng.integers(0, num_frames))
+        last = min(num_frames - 1, first + int(rng.integers(0, max(1, num_frames // 4))))
+        events.append(Event(first, last, other[1], other[0]))
+    shuffled = tuple(events[i] for i in rng.permutation(len(events)))
+    return EventVideoSpec(name=name, num_frames=num_frames, events=shuffled, ask=tuple(asked))
 
 
 def write_event_dataset(

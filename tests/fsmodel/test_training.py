@@ -35,6 +35,7 @@ from fsmodel.training.synthetic_data import (
     EventVideoSpec,
     event_label_rows,
     random_event_spec,
+    random_multi_event_spec,
     write_event_dataset,
 )
 
@@ -443,3 +444,25 @@ def test_spec_helpers_place_occurrences_apart():
     assert isinstance(spec, EventVideoSpec) and len(spec.events) == 3
     starts = sorted(e.start for e in spec.events)
     assert all(b - a > 2 for a, b in itertools.pairwise(starts))
+
+
+def test_multi_event_spec_asks_every_kind_it_places(tmp_path):
+    rng = np.random.default_rng(2)
+    asked = {("red", "square"): [1, 3], ("green", "circle"): [1, 1, 5]}
+    for _ in range(20):
+        spec = random_multi_event_spec(rng, "m", 32, asked, gap=1, distractors=2)
+        assert spec.ask == tuple(asked)
+        placed = sorted((e.start, e.end) for e in spec.events if (e.color, e.shape) in asked)
+        assert sorted(end - start + 1 for start, end in placed) == [1, 1, 1, 3, 5]
+        assert placed[0][0] >= 0 and placed[-1][1] < 32
+        assert all(b[0] - a[1] > 1 for a, b in itertools.pairwise(placed))  # gap=1 apart
+        others = [e for e in spec.events if (e.color, e.shape) not in asked]
+        assert len(others) <= 2
+    rows_dir = write_event_dataset(tmp_path / "multi", [spec], 32, captions=False)
+    rows = [dict(r) for r in schema.load_label_dataset(rows_dir)]
+    assert len(rows) == 2 and rows[0]["video_id"] == rows[1]["video_id"]
+    assert rows[0]["question"] != rows[1]["question"]
+    for row, lengths in zip(rows, asked.values(), strict=True):
+        assert sum(row["scores"]) == sum(lengths)
+    with pytest.raises(ValueError, match="do not fit"):
+        random_multi_event_spec(rng, "m", 8, {("red", "bar"): [4, 4]})
