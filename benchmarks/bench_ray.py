@@ -19,7 +19,6 @@ writes; then Ray Data's own per-operator statistics.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -34,23 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CACHE = Path(__file__).parent / ".cache"
 
-
-def write_inputs(root: Path, videos: int, questions: int) -> Path:
-    from fsmodel.synthetic import COLORS, SHAPES, Event, write_video
-
-    colours = sorted(COLORS)
-    rows = []
-    for v in range(videos):
-        events = [
-            Event(10 * q, 10 * q + 7, SHAPES[q % len(SHAPES)], colours[(v + q) % len(colours)])
-            for q in range(questions)
-        ]
-        clip = write_video(root / "videos" / f"v{v}.mp4", num_frames=10 * questions + 20,
-                           events=events, seed=v)  # fmt: skip
-        rows += [{"video": clip.path.name, "question": q["question"]} for q in clip.questions()]
-    manifest = root / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return manifest
+# The same generated videos and questions as the batching benchmark.
+from benchmarks.bench_labels import write_inputs  # noqa: E402
 
 
 def main() -> None:
