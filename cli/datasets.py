@@ -39,12 +39,11 @@ def build(
     Load it with datasets.load_dataset(OUT, "labels", split="train"), or push it with
     framesel labels push OUT --repo org/name.
     """
-    from rich.console import Console
-
+    from cli.console import stdout
     from fslabels.dataset import build_dataset
 
     result = build_dataset(workdir, out, license=license, partial=partial, overwrite=overwrite)
-    console = Console()
+    console = stdout()
     console.print(
         f"[bold]Built[/] {result.directory}: {result.samples} questions over {result.videos} "
         f"videos, captions of {result.caption_videos} videos"
@@ -125,10 +124,11 @@ def diff(
 
         typer.echo(json.dumps(result.to_dict()))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from cli.console import stdout
+
+    console = stdout()
     common = result.shared
     console.print(
         f"[bold]{result.a}[/] → [bold]{result.b}[/]: +{len(result.added)} rows, "

@@ -25,16 +25,16 @@ def demo(
     """
     import json
 
-    from rich.console import Console
     from transformers.utils import logging as hf_logging
 
+    from cli.console import stdout
     from fsmodel.synthetic import Event, write_video
     from fsmodel.tiny import build_all
     from fsmodel.video import sample_candidates
     from fsmodel.viz import contact_sheet
 
     hf_logging.disable_progress_bar()  # tiny models: per-shard bars are noise here
-    console = Console()
+    console = stdout()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 

@@ -125,9 +125,9 @@ def qa(
     if as_json:
         typer.echo(json.dumps({**summary.to_dict(), "outputs": [str(p) for p in written]}))
         return
-    from rich.console import Console
+    from cli.console import stdout
 
-    console = Console()
+    console = stdout()
     console.print(_render(summary.report))
     console.print(
         f"{summary.cells} cells ({summary.items} questions x {len(eval_config.strategies)} "
@@ -160,9 +160,9 @@ def report(
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "outputs": [str(p) for p in written]}))
         return
-    from rich.console import Console
+    from cli.console import stdout
 
-    console = Console()
+    console = stdout()
     console.print(_render(result))
     _print_failures(console, result.failures)
     for path in written:
@@ -232,14 +232,8 @@ def _render(result: Any) -> Any:
 def _print_failures(console: Any, failures: list[dict[str, Any]], limit: int = 10) -> None:
     if not failures:
         return
-    from rich.table import Table
+    from cli.console import print_failures
 
-    table = Table(title=f"{len(failures)} failed cell(s)", caption="Retry: --retry-failed")
-    for column in ("strategy", "k", "item", "error"):
-        table.add_column(column, overflow="fold")
-    for failure in failures[:limit]:
-        table.add_row(failure["strategy"], str(failure["k"]), failure["item"],
-                      (failure["error"] or "")[:300])  # fmt: skip
-    if len(failures) > limit:
-        table.caption = f"... and {len(failures) - limit} more · Retry: --retry-failed"
-    console.print(table)
+    rows = [(f"{f['strategy']} k={f['k']} {f['item']}", f["error"] or "") for f in failures]
+    print_failures(console, rows, title=f"{len(failures)} failed cell(s)", limit=limit)
+    console.print("Retry them with: --retry-failed", highlight=False)

@@ -87,10 +87,11 @@ def run(
         typer.echo(json.dumps(summary.to_dict()))
         return
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from cli.console import stdout
+
+    console = stdout()
     table = Table(
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
@@ -121,7 +122,7 @@ def run(
     )  # fmt: skip
     console.print(table)
     if summary.failures:
-        console.print(_failures_table(summary.failures, limit=10))
+        _print_failures(console, summary.failures, limit=10)
         console.print(f"All failures: framesel labels status {work}")
 
 
@@ -139,10 +140,11 @@ def status(workdir: Workdir, as_json: AsJson = False) -> None:
         typer.echo(json.dumps({**state, "statistics": stats}))
         return
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from cli.console import stdout
+
+    console = stdout()
     runs = state["runs"]
     last = runs[-1] if runs else None
     if last is None:
@@ -181,7 +183,7 @@ def status(workdir: Workdir, as_json: AsJson = False) -> None:
     if stats["samples"]:
         console.print(_statistics_table(stats))
     if state["failures"]:
-        console.print(_failures_table(state["failures"]))
+        _print_failures(console, state["failures"])
         console.print("Retry them with: framesel labels run ... --retry-failed")
 
 
@@ -224,9 +226,9 @@ def show(
 ) -> None:
     """Draw SAMPLE_ID's candidate frames with their spatial, temporal and fused scores."""
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
 
+    from cli.console import stdout
     from fslabels.run import load_sample
     from fsmodel.viz import score_sheets
 
@@ -248,7 +250,7 @@ def show(
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
 
-    console = Console()
+    console = stdout()
     table = Table(
         title=f"{view.item.sample_id} · {view.item.video} · {view.item.question}",
         caption=f"outlined in {out}: fused >= 0.5 · sources: "
@@ -275,24 +277,15 @@ def _score(value: float) -> str:
     return "-" if value != value else f"{value:.3f}"  # NaN: no score
 
 
-def _failures_table(failures: list[dict[str, Any]], limit: int | None = None) -> Any:
-    from rich.table import Table
+def _print_failures(console: Any, failures: list[dict[str, Any]], limit: int | None = None) -> None:
+    from cli.console import print_failures
 
-    shown = failures if limit is None else failures[:limit]
-    more = len(failures) - len(shown)
-    table = Table(
-        title=f"{len(failures)} failure(s)",
-        caption=f"... and {more} more" if more else None,
-        show_lines=False,
-    )
-    for column in ("stage", "item", "samples", "attempts", "error"):
-        table.add_column(column, overflow="fold")
-    for failure in shown:
-        table.add_row(
-            failure["stage"],
-            failure["item"],
-            str(len(failure["samples"])),
-            str(failure.get("attempts", "")),
-            (failure["error"] or "")[:300],
+    rows = [
+        (
+            f"{f['stage']} {f['item']} ({len(f['samples'])} sample(s), "
+            f"{f.get('attempts', '?')} attempt(s))",
+            f["error"] or "",
         )
-    return table
+        for f in failures
+    ]
+    print_failures(console, rows, title=f"{len(failures)} failure(s)", limit=limit)

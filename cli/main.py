@@ -71,19 +71,25 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as done:
         return done.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo("Interrupted.", err=True)
+        from cli.console import stderr
+
+        stderr().print("Interrupted.", highlight=False)
         return 130
-    except typer.TyperException as err:  # usage errors: bad option, missing argument
-        err.show()
+    except typer.TyperException as err:  # bad option, missing argument: one line, then a hint
+        from cli.console import error, stderr
+
+        error(err.format_message())
+        ctx = getattr(err, "ctx", None)
+        if ctx is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
+            stderr().print(hint, highlight=False, markup=False)
         return getattr(err, "exit_code", 2)
     except Exception as err:
         if not _is_user_error(err):
             raise
-        from rich.console import Console
-        from rich.markup import escape
+        from cli.console import error
 
-        # escape: messages such as "pip install 'framesel[ray]'" must not lose their brackets.
-        Console(stderr=True).print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False)
+        error(str(err))
         return 1
     return code if isinstance(code, int) else 0
 

@@ -61,15 +61,16 @@ def select(
         }
         typer.echo(json.dumps(payload))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from cli.console import stdout
 
     table = Table(title=f"{question}", caption=f"{video} · {strategy} · k={k} of {len(cands)}")
     for col in ("candidate", "frame", "time (s)", "score"):
         table.add_column(col, justify="right")
     for p, i, t in zip(result.positions, result.indices, result.timestamps, strict=True):
         table.add_row(str(int(p)), str(int(i)), f"{float(t):.2f}", f"{float(result.scores[p]):.3f}")
-    console = Console()
+    console = stdout()
     console.print(table)
     if plot is not None:
         console.print(f"Plot: {plot}")
@@ -93,9 +94,9 @@ def init(
     ] = False,
 ) -> None:
     """Create an untrained selector from pretrained backbones (fresh projector, query and head)."""
-    from rich.console import Console
+    from cli.console import stdout
 
-    console = Console()
+    console = stdout()
     if tiny:
         from fsmodel.tiny import build_tiny_selector
 
@@ -140,7 +141,6 @@ def train(
     """
     import os
 
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -150,11 +150,13 @@ def train(
         TimeRemainingColumn,
     )
 
+    from cli.console import stdout
     from fsmodel.training import TrainConfig, TrainerCallback, train_selector
 
     # Under torchrun / accelerate launch every rank runs this command; one of them reports.
     main_rank = os.environ.get("RANK", "0") == "0"
-    console = Console(quiet=not main_rank)
+    console = stdout()
+    console.quiet = not main_rank
     cfg = TrainConfig.from_yaml(config, overrides=overrides or [])
     _quiet_hub_bars()
     progress = Progress(
@@ -211,13 +213,12 @@ def push(
     message: Annotated[str | None, typer.Option("--message", help="Commit message.")] = None,
 ) -> None:
     """Push a selector (safetensors, config, processor, code, model card) as one tagged commit."""
-    from rich.console import Console
-
+    from cli.console import stdout
     from fsmodel.hub import push_selector
 
     _quiet_hub_bars()
     result = push_selector(model_dir, repo, tag=tag, private=private, commit_message=message)
-    console = Console()
+    console = stdout()
     console.print(
         f"Pushed {result.repo_id} commit {result.commit[:12]}"
         + (f", tag {result.tag}" if result.tag else "")
@@ -258,11 +259,11 @@ def evaluate(
     """Recall@k of the selector's picks (nms, topk) against uniform sampling on a label dataset."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
     from transformers import AutoModel, AutoProcessor
 
     import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
+    from cli.console import stdout
     from fsmodel.training.config import CacheConfig
     from fsmodel.training.data import FeatureCache, FrameSource, load_samples
     from fsmodel.training.evaluate import EVAL_STRATEGIES, evaluate_selector, plot_examples
@@ -290,7 +291,7 @@ def evaluate(
         recall = summary[f"recall@{k}"][strategy]
         coverage = summary[f"coverage@{k}"][strategy]
         table.add_row(strategy, _fmt_metric(recall), _fmt_metric(coverage))
-    console = Console()
+    console = stdout()
     console.print(table)
     if plot is not None:
         console.print(f"Plot: {plot}")

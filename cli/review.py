@@ -180,9 +180,9 @@ def import_(
             )
         )
         return
-    from rich.console import Console
+    from cli.console import stdout
 
-    console = Console()
+    console = stdout()
     for table in result.report.rich_tables():
         console.print(table)
     console.print(

@@ -62,8 +62,9 @@ def sample(
             payload["sheet"] = str(sheet)
         typer.echo(json.dumps(payload))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from cli.console import stdout
 
     table = Table(
         title=str(video),
@@ -80,7 +81,7 @@ def sample(
         if keyframes:
             row.append(f"{int(cands.offsets[k]):+d}")
         table.add_row(*row)
-    console = Console()
+    console = stdout()
     console.print(table)
     if sheet is not None:
         console.print(f"Contact sheet: {sheet}")
