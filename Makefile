@@ -11,21 +11,26 @@ LMMS_VENV ?= .venv-lmms
 export FRAMESEL_LABEL_STUDIO ?= $(abspath $(LS_VENV))/bin/label-studio
 export FRAMESEL_LMMS_PYTHON ?= $(abspath $(LMMS_VENV))/bin/python
 
-.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms demo test lint format bench clean
+.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms lock demo test lint format bench clean
 
+# Every venv installs from its lock in scripts/locks/ (uv, hashes); `make lock` re-writes the locks
+# from scripts/locks/*.in and pyproject.toml (UPGRADE=1: newest versions the inputs allow).
 setup:
 	@bash scripts/setup.sh
 
-setup-vllm:          ## the vLLM (CPU) venv for tests/fslabels/test_vllm.py (≈ 3.4 GB)
+lock: setup
+	@bash scripts/lock.sh
+
+setup-vllm: setup   ## the vLLM (CPU) venv for tests/fslabels/test_vllm.py (≈ 3.4 GB)
 	@FRAMESEL_VLLM_VENV=$(VLLM_VENV) bash scripts/setup_vllm.sh
 
-setup-labelstudio:   ## the Label Studio server venv for the review tests (≈ 1 GB)
+setup-labelstudio: setup  ## the Label Studio server venv for the review tests (≈ 1 GB)
 	@FRAMESEL_LS_VENV=$(LS_VENV) bash scripts/setup_labelstudio.sh
 
 setup-chromium:      ## Debian's chromium, for the headless check that a review task renders
 	@bash scripts/setup_chromium.sh
 
-setup-lmms:          ## the lmms-eval venv for the plugin test (≈ 2.4 GB)
+setup-lmms: setup   ## the lmms-eval venv for the plugin test (≈ 2.4 GB)
 	@FRAMESEL_LMMS_VENV=$(LMMS_VENV) bash scripts/setup_lmms.sh
 
 demo: setup          ## offline demo on the embedded defaults
