@@ -11,7 +11,7 @@ LMMS_VENV ?= .venv-lmms
 export FRAMESEL_LABEL_STUDIO ?= $(abspath $(LS_VENV))/bin/label-studio
 export FRAMESEL_LMMS_PYTHON ?= $(abspath $(LMMS_VENV))/bin/python
 
-.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms lock demo test lint format bench clean
+.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms setup-test lock demo test lint format bench clean
 
 # Every venv installs from its lock in scripts/locks/ (uv, hashes); `make lock` re-writes the locks
 # from scripts/locks/*.in and pyproject.toml (UPGRADE=1: newest versions the inputs allow).
@@ -36,10 +36,14 @@ setup-lmms: setup   ## the lmms-eval venv for the plugin test (≈ 2.4 GB)
 demo: setup          ## offline demo on the embedded defaults
 	$(VENV)/bin/framesel demo --out demo-output
 
-test: setup setup-vllm setup-labelstudio setup-chromium setup-lmms  ## lint + the whole test suite, vLLM tests included (what CI runs)
+# The test venvs and chromium are independent: built side by side, each target's output kept whole.
+setup-test: setup
+	@$(MAKE) --no-print-directory -j4 --output-sync=target setup-vllm setup-labelstudio setup-chromium setup-lmms
+
+test: setup-test     ## lint + the whole test suite on both cores, vLLM tests included (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto
 
 lint: setup
 	$(VENV)/bin/ruff check .
