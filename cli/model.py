@@ -34,7 +34,7 @@ def select(
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
+    import fsmodel  # noqa: F401  (registers the selector with the Auto classes as they load)
     from fsmodel.video import sample_candidates
 
     hf_logging.disable_progress_bar()  # one small model: the bars are noise here
@@ -262,7 +262,7 @@ def evaluate(
     from rich.table import Table
     from transformers import AutoModel, AutoProcessor
 
-    import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
+    import fsmodel  # noqa: F401  (registers the selector with the Auto classes as they load)
     from cli.console import stdout
     from fsmodel.training.config import CacheConfig
     from fsmodel.training.data import FeatureCache, FrameSource, load_samples

@@ -89,8 +89,6 @@ _DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _rules() -> ModuleType:
-    # fsmodel.selection is pure numpy, but importing fsmodel registers the selector with
-    # transformers (torch + transformers, seconds): deferred so importing fslabels stays cheap.
     from fsmodel import selection
 
     return selection
@@ -356,8 +354,8 @@ class SelectorScorerConfig:
 class SelectorScorer(Scorer):
     """`fsmodel`'s FrameSelectorModel: one LLM pass scores all n candidates (sigmoid scores).
 
-    Loaded through ``AutoModel`` (importing ``fsmodel.video`` registers the selector's Auto
-    classes), so fslabels depends on the model's public interface only: its processor builds
+    Loaded through ``AutoModel`` (any import of fsmodel registers the selector's Auto classes
+    once transformers loads them), so fslabels depends on the model's public interface only: its processor builds
     the inputs from frames, question and options, and ``forward`` returns ``scores``.
     """
 

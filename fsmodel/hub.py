@@ -78,7 +78,7 @@ def push_selector(
     from huggingface_hub import HfApi
     from transformers import AutoModel, AutoProcessor
 
-    import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
+    import fsmodel  # noqa: F401  (registers the selector with the Auto classes as they load)
     from fsmodel.modeling_frame_selector import FrameSelectorModel
     from fsmodel.training.recipe import TRAINING_RECORD, read_training_record
     from hub_cards import check_public, render_model_card

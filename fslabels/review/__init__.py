@@ -22,9 +22,8 @@ Importing this package is cheap: the names below are loaded from their module on
 - `fslabels.review.importer`: `import_reviews` (annotations → ``human`` + ``review`` columns → a
   new dataset version via `fslabels.dataset.write_dataset`, optionally pushed).
 
-The last four take the column names from `fsmodel.schema`, and importing any module of fsmodel
-runs ``fsmodel/__init__``, which registers the selector with transformers: they load torch and
-transformers (about 3 s), as every command that reads a label dataset does anyway.
+The last four take the column names from `fsmodel.schema` (light: numpy only); the heavy parts
+they use (datasets, the Hub client) load where they are used.
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ class SelectorTrainingRecipe:
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
         from transformers import AutoModel, AutoProcessor
 
-        import fsmodel  # noqa: F401  (registers the selector with the Auto classes)
+        import fsmodel  # noqa: F401  (registers the selector with the Auto classes as they load)
         from fsmodel.modeling_frame_selector import FrameSelectorModel
 
         config = self.config
