@@ -208,6 +208,12 @@ def _record(row: Sequence[Any], record_class: type[_R]) -> _R:
 _COLUMNS = _columns(Record)
 
 
+# The other kinds of run a work directory can hold (the store's ``kind`` meta → what it is), to
+# name them when a label run is pointed at one. Data, not an import: the stores that write these
+# kinds (`fslabels.qa.store`) build on this module; tests/fslabels/test_store.py checks the table.
+RUN_KINDS = {"qa-eval": "an eval run (made by `framesel eval qa`)"}
+
+
 class RunStore:
     """The SQLite run store of one work directory (see the module docstring).
 
@@ -284,13 +290,7 @@ class RunStore:
         if kind is None:  # label runs write no kind
             return
         self.close()
-        from fslabels.qa.store import STORE_KIND, EvalStore
-
-        what = (
-            f"an {EvalStore.run_kind} (made by `{EvalStore.start_command}`)"
-            if kind == STORE_KIND
-            else f"a run of kind {kind!r}"
-        )
+        what = RUN_KINDS.get(kind, f"a run of kind {kind!r}")
         raise ValueError(
             f"{self.workdir} holds {what}, not a {self.run_kind}; use another work directory"
         )

@@ -162,3 +162,10 @@ def test_a_label_store_refuses_an_eval_work_directory(tmp_path):
         store.set_meta({"fingerprints": {}})
     with RunStore(tmp_path / "labels", create=False) as store:
         assert store.get_meta("fingerprints") == {}
+
+
+def test_the_run_kinds_table_names_the_eval_store_as_it_names_itself():
+    from fslabels.qa.store import STORE_KIND, EvalStore
+    from fslabels.store import RUN_KINDS
+
+    assert RUN_KINDS[STORE_KIND] == f"an {EvalStore.run_kind} (made by `{EvalStore.start_command}`)"
