@@ -17,7 +17,7 @@ Modules (importing any of them is cheap; torch, transformers, openai and vllm lo
 - `fslabels.store`: `RunStore`, the SQLite (WAL) run store keyed by (stage, item, fingerprint).
 - `fslabels.run`: `run_labels` (resumable: each batch committed at once, failures recorded per
   item; ``engine="local"`` or ``"ray"``), `run_status`, `export_rows`, `load_sample`.
-- `fslabels.ray_engine`: the same stages as Ray Data pipelines, committed by the driver.
+- `fslabels.run.ray_engine`: the same stages as Ray Data pipelines, committed by the driver.
 - `fslabels.dataset`: `build_dataset`, `write_dataset`, `push_dataset`, `pull_dataset`,
   `load_dataset_version`, `diff_datasets` — versioned label datasets (local dir or Hub, tags vN).
 - `fslabels.review`: Label Studio export / import of reviews, agreement reports.

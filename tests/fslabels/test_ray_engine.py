@@ -1,4 +1,4 @@
-"""The Ray engine (`fslabels.ray_engine`) on a real local Ray instance (``ray.init(num_cpus=2)``)
+"""The Ray engine (`fslabels.run.ray_engine`) on a real local Ray instance (``ray.init(num_cpus=2)``)
 with the tiny models: the same rows as the local engine, resume after the driver is killed with
 SIGKILL, and worker failures (a worker killed mid-batch is retried; a poisoned item is recorded
 as failed and the run goes on)."""
@@ -24,7 +24,6 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from cli.main import main
 from fslabels.backends import BACKENDS
 from fslabels.config import LabelRunConfig
-from fslabels.ray_engine import RayEngineConfig
 from fslabels.run import (
     MODEL_STAGES,
     BackendLoadError,
@@ -33,6 +32,7 @@ from fslabels.run import (
     run_labels,
     run_status,
 )
+from fslabels.run.ray_engine import RayEngineConfig
 from fslabels.store import STAGES, RunStore
 from fsmodel.synthetic import Event, write_video
 from tests.fslabels import faulty_backend

@@ -14,12 +14,12 @@ from fslabels.config import LabelRunConfig
 from fslabels.run import (
     FUSION_RULE,
     LabelContext,
-    _batches,
     export_rows,
     load_sample,
     run_labels,
     run_status,
 )
+from fslabels.run.plan import batches
 from fsmodel.schema import (
     LABEL_META,
     SCORES,
@@ -183,10 +183,10 @@ def test_fingerprints_change_with_outputs_not_with_batching(tiny_models, vocab_s
 
 
 def test_batches_pack_whole_units_deterministically():
-    assert _batches([8, 8, 8, 8, 8], 16) == [[0, 1], [2, 3], [4]]
-    assert _batches([20, 3, 3], 16) == [[0], [1, 2]]
+    assert batches([8, 8, 8, 8, 8], 16) == [[0, 1], [2, 3], [4]]
+    assert batches([20, 3, 3], 16) == [[0], [1, 2]]
     # a resumed run's pending work is a suffix cut at a batch boundary: same batches
-    assert _batches([8, 8, 8], 16) == [[0, 1], [2]]
+    assert batches([8, 8, 8], 16) == [[0, 1], [2]]
 
 
 # --- the run with real engines -----------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 from fslabels.backends import BACKENDS
 from fslabels.config import LabelRunConfig
 from fslabels.dataset import build_dataset
-from fslabels.run import _Session, export_rows, run_labels, run_status
+from fslabels.run import export_rows, run_labels, run_status
+from fslabels.run.session import Session
 from fslabels.store import Record, RunStore
 from fsmodel.schema import LABEL_META, SCORES, SPATIAL, TEMPORAL
 from fsmodel.synthetic import Event, write_video
@@ -170,7 +171,7 @@ def test_status_and_build_count_only_the_current_manifest(tmp_path, config, back
     smaller = tmp_path / "smaller.jsonl"
     smaller.write_text("".join(json.dumps(r) + "\n" for r in kept))
     changed = _with_questions(smaller, tmp_path / "changed.jsonl", VIDEO, ["Is anything green?"])
-    with _Session(config, changed, videos, work, backends) as session:
+    with Session(config, changed, videos, work, backends) as session:
         session.prepare(retry=False)
 
     fused = run_status(work)["stages"]["fused"]

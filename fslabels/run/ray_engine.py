@@ -41,7 +41,7 @@ otherwise (the openai backend: requests in flight are at most ``actors`` x its
 call, ``backend_options.batch_size`` per forward pass): the engine adds none of its own.
 
 Example:
-    >>> from fslabels.ray_engine import RayEngineConfig, run_labels_ray
+    >>> from fslabels.run.ray_engine import RayEngineConfig, run_labels_ray
     >>> summary = run_labels_ray(config, "manifest.jsonl", "videos", "work",
     ...                          options=RayEngineConfig(address="auto", actors=8))  # doctest: +SKIP
 """
@@ -67,17 +67,9 @@ from fslabels._imports import require
 from fslabels.backends import BACKENDS, register_backend
 from fslabels.config import LabelRunConfig
 from fslabels.manifest import LabelItem
-from fslabels.run import (
-    MODEL_STAGES,
-    BackendLoadError,
-    LabelContext,
-    ProgressBars,
-    RunSummary,
-    Step,
-    VideoWork,
-    _Run,
-    _Session,
-)
+from fslabels.run.context import MODEL_STAGES, BackendLoadError, LabelContext
+from fslabels.run.plan import Step, VideoWork
+from fslabels.run.session import ProgressBars, Run, RunSummary, Session
 
 __all__ = ["RayEngineConfig", "run_labels_ray"]
 
@@ -429,13 +421,13 @@ def run_labels_ray(
     address = options.address
     if address is not None and address != "auto" and not address.startswith("ray://"):
         _check_address(address)  # before the store is touched
-    with _Session(config, manifest_or_items, videos_root, workdir) as session:
+    with Session(config, manifest_or_items, videos_root, workdir) as session:
         ctx = session.ctx
         session.prepare(retry_failed)
         session.begin_run()
         engine: dict[str, Any] = {"name": "ray", "address": options.address, "videos_sent": 0}
         with ProgressBars(progress, session.totals()) as bars:
-            run = _Run(session.store, bars)
+            run = Run(session.store, bars)
             # Videos without worker work (finished, failed for good, or only their fused rows
             # to redo) are the driver's, done after the pipeline: a backend that cannot load on
             # its actors then stops the run before any record is written.
@@ -454,7 +446,7 @@ def _run_remote(
     ray: Any,
     ctx: LabelContext,
     works: list[VideoWork],
-    run: _Run,
+    run: Run,
     options: RayEngineConfig,
 ) -> dict[str, Any]:
     """Stream ``works`` through the pipeline; commit each video as it comes back."""
