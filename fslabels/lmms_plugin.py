@@ -330,7 +330,7 @@ def __getattr__(name: str) -> Any:
     # module (and its manifest) import without lmms-eval installed.
     if name == "FramesQAModel":
         if name not in _BUILT:
-            from fslabels._imports import require
+            from fsmodel._imports import require
 
             require("lmms_eval", extra="lmms", purpose="the framesel lmms-eval model")
             _BUILT[name] = _build_model_class()

@@ -1,4 +1,4 @@
-"""Optional dependencies, imported where they are used.
+"""Optional dependencies, imported where they are used (by fsmodel and fslabels alike).
 
 `require("decord", extra="decord")` returns the module, or raises an ImportError that names the
 pip extra to install, so users never meet a bare `ModuleNotFoundError` deep in a stack trace.

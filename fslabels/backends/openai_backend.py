@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fslabels._imports import require
+from fsmodel._imports import require
 
 from .base import (
     NOT_IN_FINGERPRINT,

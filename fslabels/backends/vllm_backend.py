@@ -41,7 +41,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from fslabels._imports import require
+from fsmodel._imports import require
 
 from .base import (
     NOT_IN_FINGERPRINT,

@@ -324,7 +324,7 @@ def plot_report(report: EvalReport, out_dir: str | os.PathLike[str]) -> list[Pat
     Raises:
         ImportError: without matplotlib (``pip install 'framesel[plot]'``).
     """
-    from fslabels._imports import require
+    from fsmodel._imports import require
 
     require("matplotlib", extra="plot", purpose="the eval plots")
     import matplotlib

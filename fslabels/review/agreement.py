@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from fsmodel.schema import HUMAN, QUESTION, REVIEW, SAMPLE_ID, SCORES, SPATIAL, TEMPORAL
+from fsmodel.selection import topk
 
 __all__ = ["SOURCES", "AgreementReport", "SourceAgreement", "agreement_report", "top_frames"]
 
@@ -36,13 +37,12 @@ _WORST = 5
 
 
 def top_frames(scores: Sequence[float], k: int) -> np.ndarray:
-    """The ``min(k, n)`` highest-scoring candidate positions, ascending; ties go to the earlier
-    candidate (a stable sort), as `fsmodel.selection.topk` breaks them."""
+    """The ``min(k, n)`` highest-scoring candidate positions, ascending (`fsmodel.selection.topk`,
+    ties to the earlier candidate), for a ``k`` that may exceed the row's n."""
     values = np.asarray(scores, dtype=np.float64)
     if k < 1:
         raise ValueError(f"top-k must be at least 1, got {k}")
-    order = np.argsort(-values, kind="stable")[: min(k, values.size)]
-    return np.sort(order).astype(np.int64)
+    return topk(values, min(k, values.size))
 
 
 def human_frames(human: Sequence[float]) -> np.ndarray:
@@ -168,7 +168,7 @@ class AgreementReport:
 
     def to_png(self) -> bytes:
         """Precision/recall per source and the per-row fused F1 of the worst rows, as a PNG."""
-        from fslabels._imports import require
+        from fsmodel._imports import require
 
         matplotlib = require("matplotlib", extra="plot", purpose="the review agreement plot")
         matplotlib.use("Agg")

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fslabels._imports import require
+from fsmodel._imports import require
 
 __all__ = ["LabelStudio", "LabelStudioError", "ProjectNotFound"]
 

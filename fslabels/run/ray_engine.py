@@ -63,13 +63,13 @@ from typing import Any
 import numpy as np
 
 from fslabels._hashing import stable_hash
-from fslabels._imports import require
 from fslabels.backends import BACKENDS, register_backend
 from fslabels.config import LabelRunConfig
 from fslabels.manifest import LabelItem
 from fslabels.run.context import MODEL_STAGES, BackendLoadError, LabelContext
 from fslabels.run.plan import Step, VideoWork
 from fslabels.run.session import ProgressBars, Run, RunSummary, Session
+from fsmodel._imports import require
 
 __all__ = ["RayEngineConfig", "run_labels_ray"]
 
