@@ -78,7 +78,10 @@ install_locked() {
   local lock=scripts/locks/$name.txt uv py stamp want
   INSTALLED=0
   stamp="$venv/.framesel-lock"
-  want=$(cat "$lock" scripts/lib.sh "$0" | sha256sum | cut -c1-16)-$torch
+  # pyproject.toml too where framesel is installed: its entry points and scripts are written then.
+  local inputs=("$lock" scripts/lib.sh "$0")
+  [ "$framesel" = editable ] && inputs+=(pyproject.toml)
+  want=$(cat "${inputs[@]}" | sha256sum | cut -c1-16)-$torch
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
     return 0
   fi
