@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import logging
 import sys
 from collections.abc import Callable
 from types import ModuleType
+
+logger = logging.getLogger(__name__)
 
 _AUTO = "transformers.models.auto."
 _OURS = "fsmodel."
@@ -86,12 +89,21 @@ def _sync() -> None:
     for trigger, needs, register in REGISTRATIONS:
         if trigger in _registered or trigger not in _finished:
             continue
-        for name in needs:
-            if name not in _finished and name not in sys.modules:
-                importlib.import_module(name)
-        if trigger not in _registered and all(name in _finished for name in needs):
+        try:
+            for name in needs:
+                if name not in _finished and name not in sys.modules:
+                    importlib.import_module(name)
+            if trigger not in _registered and all(name in _finished for name in needs):
+                _registered.add(trigger)
+                register(sys.modules[trigger], *(sys.modules[name] for name in needs))
+        except Exception as err:  # never break the import of transformers itself
             _registered.add(trigger)
-            register(sys.modules[trigger], *(sys.modules[name] for name in needs))
+            logger.warning(
+                "framesel's selector is not registered with transformers' Auto classes "
+                "(%s: %s); this transformers cannot load a saved selector",
+                type(err).__name__,
+                err,
+            )
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

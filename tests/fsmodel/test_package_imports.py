@@ -122,3 +122,25 @@ def test_a_selector_saved_from_a_directly_imported_module_carries_its_auto_map(t
         "AutoConfig": "configuration_frame_selector.FrameSelectorConfig",
         "AutoModel": "modeling_frame_selector.FrameSelectorModel",
     }
+
+
+def test_a_registration_that_cannot_import_never_breaks_transformers():
+    # As in the vLLM venv, whose older transformers lacks what the selector's config needs.
+    got = _run(
+        """
+        import importlib.abc, json, logging, sys
+
+        class Broken(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "fsmodel.configuration_frame_selector":
+                    raise ImportError("an older transformers")
+                return None
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+        sys.meta_path.insert(0, Broken())
+        import fsmodel
+        from transformers import AutoConfig, AutoModel  # must import all the same
+        print(json.dumps({"config": AutoConfig.__name__, "model": AutoModel.__name__}))
+        """
+    )
+    assert got == {"config": "AutoConfig", "model": "AutoModel"}
