@@ -2,7 +2,7 @@
 measured in the same run.
 
 One question over benchmarks/bench_video.py's cached 20-minute 640×360 H.264 video (GOP 200),
-n = 128 candidates at short side 224, k = 8 and 32, through `fslabels.strategies`:
+n = 128 candidates at short side 224, k = 8 and 32, through `fslabels.evaluation.strategies`:
 
   uniform                      decodes only the k frames it picks (probe + k decodes)
   selector:nms / :topk / :inverse_transform
@@ -115,7 +115,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fslabels.strategies import build_strategy
+    from fslabels.evaluation.strategies import build_strategy
 
     CACHE.mkdir(exist_ok=True)
     video = ensure_video("20min", 20 * 60)
@@ -131,7 +131,7 @@ def main() -> None:
             "force_top_logprobs": vocab,
         },
     }
-    from fslabels.strategies import build_scorer
+    from fslabels.evaluation.strategies import build_scorer
 
     shared = {name: build_scorer(name, config) for name, config in scorers.items()}
     names = [
@@ -143,7 +143,7 @@ def main() -> None:
     ]
     if not args.no_mllm:
         names.append("mllm:topk")
-    from fslabels.strategies import uniform_selection
+    from fslabels.evaluation.strategies import uniform_selection
     from fsmodel.video import sample_candidates
 
     # Decoding the n candidates is the same work for every scored strategy: timed once

@@ -45,7 +45,8 @@ def qa(
         ),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="YAML eval config (defaults: see fslabels.qa.config).")
+        Path | None,
+        typer.Option(help="YAML eval config (defaults: see fslabels.evaluation.config)."),
     ] = None,
     overrides: Annotated[
         list[str] | None,
@@ -98,8 +99,8 @@ def qa(
     and report accuracy and seconds per question; committed work is never redone."""
     import json
 
-    from fslabels.qa.config import EvalConfig
-    from fslabels.qa.run import run_eval
+    from fslabels.evaluation.config import EvalConfig
+    from fslabels.evaluation.run import run_eval
 
     if (manifest is None) == (hub is None):
         raise typer.BadParameter("pass exactly one of --manifest or --hub")
@@ -153,7 +154,7 @@ def report(
     """The table, results and plots of an eval run (safe during a run; nothing recomputed)."""
     import json
 
-    from fslabels.qa.report import build_report
+    from fslabels.evaluation.report import build_report
 
     written = _outputs(work, out, plots)
     result = build_report(work)
@@ -174,7 +175,7 @@ def strategies_command(as_json: AsJson = False) -> None:
     """List the strategies: uniform, and every scorer combined with every selection rule."""
     import json
 
-    from fslabels.strategies import SCORERS, known_strategies
+    from fslabels.evaluation.strategies import SCORERS, known_strategies
 
     names = known_strategies()
     if as_json:
@@ -213,7 +214,7 @@ def _items(
 
 
 def _outputs(work: Path, out: Path | None, plots: bool) -> list[Path]:
-    from fslabels.qa.report import build_report, plot_report, write_results
+    from fslabels.evaluation.report import build_report, plot_report, write_results
 
     target = out or work / "results"
     full = build_report(work, include_answers=True)
@@ -224,7 +225,7 @@ def _outputs(work: Path, out: Path | None, plots: bool) -> list[Path]:
 
 
 def _render(result: Any) -> Any:
-    from fslabels.qa.report import render_table
+    from fslabels.evaluation.report import render_table
 
     return render_table(result)
 

@@ -21,10 +21,10 @@ Modules (importing any of them is cheap; torch, transformers, openai and vllm lo
 - `fslabels.dataset`: `build_dataset`, `write_dataset`, `push_dataset`, `pull_dataset`,
   `load_dataset_version`, `diff_datasets` — versioned label datasets (local dir or Hub, tags vN).
 - `fslabels.review`: Label Studio export / import of reviews, agreement reports.
-- `fslabels.strategies`: every frame-selection strategy behind one interface (selector, text–image
+- `fslabels.evaluation.strategies`: every frame-selection strategy behind one interface (selector, text–image
   similarity, online M-LLM scoring, uniform; NMS / top-k / inverse-transform rules) with its cost.
-- `fslabels.qa`: `run_eval`, downstream video-QA accuracy per strategy and k (resumable).
-- `fslabels.lmms_plugin`: the ``framesel`` model for lmms-eval (entry point).
+- `fslabels.evaluation`: `run_eval`, downstream video-QA accuracy per strategy and k (resumable).
+- `fslabels.evaluation.lmms_plugin`: the ``framesel`` model for lmms-eval (entry point).
 
 Labelers build requests and parse replies as pure functions (``requests`` / ``parse``), so a run
 can batch requests across questions and videos, cache replies per video and resume; their

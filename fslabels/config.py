@@ -264,7 +264,7 @@ _C = TypeVar("_C", bound="OverridableConfig")
 class OverridableConfig:
     """What a top-level config dataclass shares: build from a mapping, load from YAML with
     dotted ``--set`` overrides, write back as YAML. `LabelRunConfig` and
-    `fslabels.qa.config.EvalConfig` use it.
+    `fslabels.evaluation.config.EvalConfig` use it.
 
     A subclass (a ``@dataclass``) declares, as class variables:
 

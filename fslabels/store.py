@@ -135,7 +135,7 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class BaseRecord:
-    """What every stored unit of work has (`Record`; `fslabels.qa.store.EvalRecord`): a key
+    """What every stored unit of work has (`Record`; `fslabels.evaluation.store.EvalRecord`): a key
     ``(stage, item, fingerprint)``, a status, a JSON payload and an error. A subclass adds its
     usage fields and names its stages in ``stages``; a table holding it has one column per
     field, in field order (see `_columns`).
@@ -210,7 +210,7 @@ _COLUMNS = _columns(Record)
 
 # The other kinds of run a work directory can hold (the store's ``kind`` meta → what it is), to
 # name them when a label run is pointed at one. Data, not an import: the stores that write these
-# kinds (`fslabels.qa.store`) build on this module; tests/fslabels/test_store.py checks the table.
+# kinds (`fslabels.evaluation.store`) build on this module; tests/fslabels/test_store.py checks the table.
 RUN_KINDS = {"qa-eval": "an eval run (made by `framesel eval qa`)"}
 
 
@@ -229,7 +229,7 @@ class RunStore:
         ...     print(store.stage_counts(fingerprints))
     """
 
-    # What a subclass stores, for messages (`fslabels.qa.store.EvalStore`: an eval run).
+    # What a subclass stores, for messages (`fslabels.evaluation.store.EvalStore`: an eval run).
     run_kind: ClassVar[str] = "label run"
     start_command: ClassVar[str] = "framesel labels run"
 
@@ -277,7 +277,7 @@ class RunStore:
 
     def _refuse_other_kinds(self) -> None:
         """A label run store opens label runs only: a work directory whose meta names a kind
-        (an eval's: `fslabels.qa.store.EvalStore`) is refused, naming what it holds, before
+        (an eval's: `fslabels.evaluation.store.EvalStore`) is refused, naming what it holds, before
         anything is written to it. A subclass that stores another kind of run (its own
         ``run_kind``) checks its kind itself.
 

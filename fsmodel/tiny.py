@@ -585,7 +585,7 @@ def build_tiny_similarity(
 ) -> Path:
     """A tiny random SigLIP *dual* encoder (text and vision towers) with the tiny BPE tokenizer
     and a 56 px image processor, saved like a Hub checkpoint: what text–image similarity
-    selection (`fslabels.strategies`, "similarity") loads. `build_tiny_siglip` is the vision
+    selection (`fslabels.evaluation.strategies`, "similarity") loads. `build_tiny_siglip` is the vision
     tower the selector uses, without a tokenizer.
 
     Returns at once when ``out_dir`` already holds a checkpoint.

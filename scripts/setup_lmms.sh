@@ -24,7 +24,7 @@ import lmms_eval.tasks  # noqa: F401
 import torch
 import transformers
 
-import fslabels.lmms_plugin  # noqa: F401
+import fslabels.evaluation.lmms_plugin  # noqa: F401
 
 names = [ep.name for ep in md.entry_points(group="lmms_eval.models")]
 note = "registered" if "framesel" in names else "NOT registered (pyproject lacks the entry point)"

@@ -36,7 +36,7 @@ CONTRACT = {
     "fsmodel.metrics",
     "fsmodel.synthetic",
 }
-EVALUATION = ("fslabels.evaluation", "fslabels.strategies", "fslabels.qa", "fslabels.lmms_plugin")
+EVALUATION = ("fslabels.evaluation",)
 ALLOWED = {
     "cli": {"cli", "evaluation", "labelling", "model", "contract", "hub_cards"},
     "evaluation": {"evaluation", "labelling", "model", "contract", "hub_cards"},
@@ -188,7 +188,7 @@ def test_no_import_circles():
 @pytest.mark.parametrize(
     ("importer", "imported", "expected"),
     [
-        ("fslabels.manifest", "fslabels.qa.run", "labelling"),
+        ("fslabels.manifest", "fslabels.evaluation.run", "labelling"),
         ("fsmodel.video", "fsmodel.modeling_frame_selector", "contract"),
         ("fsmodel.training.recipe", "fslabels.run", "model"),
         ("hub_cards.release", "fsmodel.schema", "hub_cards"),

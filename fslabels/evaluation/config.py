@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fslabels.config import OverridableConfig
-from fslabels.qa.answerer import AnswererConfig
+from fslabels.evaluation.answerer import AnswererConfig
 
 __all__ = ["DEFAULT_KS", "DEFAULT_STRATEGIES", "EvalConfig"]
 
@@ -59,18 +59,18 @@ class EvalConfig(OverridableConfig):
             the scorers' processors resize from these); ``None``: as stored.
         video_reader: ``pyav`` (default) or ``decord``.
         ks: frame budgets to evaluate (each at most ``num_candidates``).
-        strategies: strategy names (`fslabels.strategies.parse_strategy`), e.g. ``uniform``,
+        strategies: strategy names (`fslabels.evaluation.strategies.parse_strategy`), e.g. ``uniform``,
             ``selector:nms``, ``similarity:inverse_transform``, ``mllm:topk``.
         scorers: ``{scorer: config fields}`` for the scorers the strategies use (``selector``
             needs ``model``).
         rule_options: ``{rule: {option: value}}``, e.g. ``{inverse_transform: {alpha: 2.0}}``.
-        answerer: the downstream model (`fslabels.qa.answerer.AnswererConfig` fields).
+        answerer: the downstream model (`fslabels.evaluation.answerer.AnswererConfig` fields).
         limit: evaluate only the first ``limit`` items (``None``: all).
         answer_format: how the manifest's multiple-choice ``answer`` names the option: ``auto``
             (default: letter, 0-based index or text; a number that reads differently as an
             index and as an option's text fails its item rather than being guessed),
             ``letter``, ``index`` (NExT-QA, LongVideoBench) or ``text``
-            (`fslabels.qa.prompts.gold_answer`). Changing it re-scores stored answers without
+            (`fslabels.evaluation.prompts.gold_answer`). Changing it re-scores stored answers without
             asking the model again.
 
     Raises:
@@ -93,8 +93,8 @@ class EvalConfig(OverridableConfig):
     answer_format: str = "auto"
 
     def __post_init__(self) -> None:
-        from fslabels.qa.prompts import ANSWER_FORMATS
-        from fslabels.strategies import SCORERS, build_scorer, parse_strategy
+        from fslabels.evaluation.prompts import ANSWER_FORMATS
+        from fslabels.evaluation.strategies import SCORERS, build_scorer, parse_strategy
 
         _positive_int("num_candidates", self.num_candidates)
         if self.frame_size is not None:

@@ -1,7 +1,7 @@
 """framesel as an lmms-eval model: "a frame-selection strategy + a downstream video LLM".
 
 lmms-eval (0.7.x) finds third-party models through the entry-point group ``lmms_eval.models``;
-framesel registers ``framesel = "fslabels.lmms_plugin:model_manifests"``, so with framesel
+framesel registers ``framesel = "fslabels.evaluation.lmms_plugin:model_manifests"``, so with framesel
 installed beside lmms-eval (``scripts/setup_lmms.sh``)::
 
     python -m lmms_eval --model framesel \\
@@ -9,9 +9,9 @@ installed beside lmms-eval (``scripts/setup_lmms.sh``)::
         --tasks longvideobench_val_v --batch_size 1
 
 For every request the plugin takes the task's video file, picks k frames with the strategy from
-the video's n candidates (`fslabels.strategies`: decoded once per video with framesel's sampler;
+the video's n candidates (`fslabels.evaluation.strategies`: decoded once per video with framesel's sampler;
 ``uniform`` decodes only its k frames) and hands exactly those frames to the downstream model
-(`fslabels.qa.answerer.Answerer`: as a video with ``do_sample_frames=False`` where the family and
+(`fslabels.evaluation.answerer.Answerer`: as a video with ``do_sample_frames=False`` where the family and
 processor allow, else as images; the model's wrapper never re-samples them). The selector id,
 strategy and k are ``model_args``, so lmms-eval's response cache tells runs apart.
 
@@ -19,7 +19,7 @@ strategy and k are ``model_args``, so lmms-eval's response cache tells runs apar
 
 - ``pretrained``: the downstream model (default Qwen/Qwen2-VL-7B-Instruct); ``revision``.
 - ``strategy``: ``uniform``, ``selector:nms`` (default), ``selector:topk``,
-  ``similarity:inverse_transform``, ``mllm:topk`` ... (`fslabels.strategies`).
+  ``similarity:inverse_transform``, ``mllm:topk`` ... (`fslabels.evaluation.strategies`).
 - ``k`` (default 8), ``num_candidates`` (default 128), ``frame_size`` (decode short side, default
   448), ``video_reader`` (``pyav``).
 - ``selector`` (+ ``selector_revision``): the trained selector for ``selector:*``;
@@ -97,8 +97,8 @@ class FrameselVideoQA:
         revision: str | None = None,
         trace: str | None = None,
     ) -> None:
-        from fslabels.qa.answerer import Answerer, AnswererConfig
-        from fslabels.strategies import build_strategy, parse_strategy
+        from fslabels.evaluation.answerer import Answerer, AnswererConfig
+        from fslabels.evaluation.strategies import build_strategy, parse_strategy
 
         scorer, _ = parse_strategy(str(strategy))
         scorers: dict[str, dict[str, Any]] = {}
@@ -167,7 +167,7 @@ class FrameselVideoQA:
     def select(self, video: str, question: str, where: dict[str, Any] | None = None) -> Any:
         """The k frames for ``question`` about ``video`` (cached per video and question, so
         the options of a multiple-choice task share one selection)."""
-        from fslabels.strategies import uniform_selection
+        from fslabels.evaluation.strategies import uniform_selection
 
         key = (video, question)
         if key in self._selections:
@@ -326,7 +326,7 @@ _BUILT: dict[str, type] = {}
 
 
 def __getattr__(name: str) -> Any:
-    # lmms-eval imports "fslabels.lmms_plugin.FramesQAModel": built on first access so this
+    # lmms-eval imports "fslabels.evaluation.lmms_plugin.FramesQAModel": built on first access so this
     # module (and its manifest) import without lmms-eval installed.
     if name == "FramesQAModel":
         if name not in _BUILT:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fslabels.qa.store import EvalStore
+from fslabels.evaluation.store import EvalStore
 
 __all__ = ["CellRow", "EvalReport", "build_report", "plot_report", "render_table", "write_results"]
 

@@ -9,15 +9,15 @@
 2. **scores**: each scorer the strategies use scores each question's candidates once (the curve
    does not depend on k or on the rule), with its cost.
 3. **answer**: for every (strategy, k) cell the rule picks k candidates from the curve, and the
-   frozen downstream model (`fslabels.qa.answerer.Answerer`) answers from exactly those frames;
+   frozen downstream model (`fslabels.evaluation.answerer.Answerer`) answers from exactly those frames;
    the exact prompt, the reply, both multiple-choice predictions (letter likelihood and
    generation), correctness and seconds are stored.
 
-Every record is committed to the eval store (`fslabels.qa.store.EvalStore`) as soon as it is
+Every record is committed to the eval store (`fslabels.evaluation.store.EvalStore`) as soon as it is
 computed, keyed by a fingerprint of what produced it: candidates (n, frame size, reader),
 scores (+ the scorer's model and settings), answers (+ the strategy's rule and scorer, k, the
 downstream model and its settings, the prompt templates). Models count by their content
-(`fslabels.strategies.model_content_id`: a directory's files, a Hub id's commit), so a model
+(`fslabels.evaluation.strategies.model_content_id`: a directory's files, a Hub id's commit), so a model
 retrained in place is a new model. A re-run computes only what is missing, so adding a
 strategy, a k or a question computes only the new cells. Gold answers are resolved on every
 run (``answer_format``) and checked against the stored answers, which are re-scored without
@@ -48,10 +48,9 @@ from typing import Any
 import numpy as np
 
 from fslabels._hashing import stable_hash
-from fslabels.manifest import LabelItem, group_by_video
-from fslabels.qa.answerer import Answerer
-from fslabels.qa.config import EvalConfig
-from fslabels.qa.prompts import (
+from fslabels.evaluation.answerer import Answerer
+from fslabels.evaluation.config import EvalConfig
+from fslabels.evaluation.prompts import (
     MC_TEMPLATE,
     OPEN_TEMPLATE,
     OPTION_TEMPLATE,
@@ -60,9 +59,16 @@ from fslabels.qa.prompts import (
     match_open_answer,
     prompt_hash,
 )
-from fslabels.qa.store import EvalRecord, EvalStore
+from fslabels.evaluation.store import EvalRecord, EvalStore
+from fslabels.evaluation.strategies import (
+    Scorer,
+    Strategy,
+    build_scorer,
+    build_strategy,
+    uniform_selection,
+)
+from fslabels.manifest import LabelItem, group_by_video
 from fslabels.run import ProgressBars, as_items, candidates_payload, error_text
-from fslabels.strategies import Scorer, Strategy, build_scorer, build_strategy, uniform_selection
 
 __all__ = ["EvalFingerprints", "EvalSummary", "eval_fingerprints", "run_eval"]
 
@@ -133,7 +139,7 @@ class EvalSummary:
         computed: cells answered now; ``failed``: cells that failed now; ``cached``: cells found
             in the store (done or failed before).
         wall_seconds: this invocation's wall time.
-        report: the `fslabels.qa.report.EvalReport` of the whole run (cached cells included).
+        report: the `fslabels.evaluation.report.EvalReport` of the whole run (cached cells included).
     """
 
     workdir: str
@@ -458,7 +464,7 @@ class _Eval:
     def _answer(
         self, cell: _Cell, candidates: Any, curves: Mapping[tuple[str, str], Any], gold: str
     ) -> None:
-        from fslabels.strategies import Cost, ScoreCurve
+        from fslabels.evaluation.strategies import Cost, ScoreCurve
 
         item, strategy, k = cell.item, cell.strategy, cell.k
         curve = None
@@ -535,7 +541,7 @@ def run_eval(
         FileNotFoundError: a missing manifest.
         fslabels.store.StoreLockedError: another eval is writing to ``workdir``.
     """
-    from fslabels.qa.report import build_report
+    from fslabels.evaluation.report import build_report
 
     started = time.perf_counter()
     if isinstance(config, Mapping):

@@ -26,7 +26,7 @@ The score curve does not depend on k, so `Strategy.score` runs once per question
 `Strategy.pick` applies the rule for every k (what ``framesel eval qa`` does).
 
 Example:
-    >>> from fslabels.strategies import build_strategy
+    >>> from fslabels.evaluation.strategies import build_strategy
     >>> strategy = build_strategy("selector:nms", scorers={"selector": {"model": "path/to/selector"}})  # doctest: +SKIP
     >>> selection = strategy.select_video("clip.mp4", "When does the red circle appear?", k=8)  # doctest: +SKIP
     >>> selection.indices, selection.cost.seconds  # doctest: +SKIP
@@ -718,9 +718,9 @@ class MLLMScorer(Scorer):
 # --- registries -------------------------------------------------------------------------------
 
 SCORERS: dict[str, str] = {
-    "selector": "fslabels.strategies:SelectorScorer",
-    "similarity": "fslabels.strategies:SimilarityScorer",
-    "mllm": "fslabels.strategies:MLLMScorer",
+    "selector": "fslabels.evaluation.strategies:SelectorScorer",
+    "similarity": "fslabels.evaluation.strategies:SimilarityScorer",
+    "mllm": "fslabels.evaluation.strategies:MLLMScorer",
 }
 
 

@@ -1,4 +1,4 @@
-"""Downstream QA evaluation (fslabels.qa): prompts and gold answers, the frozen answerer, and a
+"""Downstream QA evaluation (fslabels.evaluation): prompts and gold answers, the frozen answerer, and a
 resumable eval run over generated videos with the real tiny models, cached per (strategy, k,
 model, question)."""
 
@@ -12,20 +12,20 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from fslabels.manifest import read_manifest
-from fslabels.qa import EvalConfig, run_eval
-from fslabels.qa.answerer import Answerer
-from fslabels.qa.prompts import (
+from fslabels.evaluation import EvalConfig, run_eval
+from fslabels.evaluation.answerer import Answerer
+from fslabels.evaluation.prompts import (
     build_prompt,
     gold_answer,
     match_open_answer,
     parse_choice,
     prompt_hash,
 )
-from fslabels.qa.report import build_report, plot_report, render_table, write_results
-from fslabels.qa.store import EvalStore
+from fslabels.evaluation.report import build_report, plot_report, render_table, write_results
+from fslabels.evaluation.store import EvalStore
+from fslabels.evaluation.strategies import model_content_id
+from fslabels.manifest import read_manifest
 from fslabels.store import Record, RunStore, StoreLockedError
-from fslabels.strategies import model_content_id
 from fsmodel.selection import select
 from fsmodel.synthetic import Event, write_video
 from fsmodel.tiny import build_tiny_similarity

@@ -119,9 +119,9 @@ class _FixedAnswerer:
 
 
 def test_eval_cell_fingerprints():
-    from fslabels.qa.config import EvalConfig
-    from fslabels.qa.run import eval_fingerprints
-    from fslabels.strategies import build_strategy
+    from fslabels.evaluation.config import EvalConfig
+    from fslabels.evaluation.run import eval_fingerprints
+    from fslabels.evaluation.strategies import build_strategy
 
     config = EvalConfig(
         num_candidates=8, frame_size=48, ks=[2, 4], strategies=["uniform"],

@@ -234,7 +234,7 @@ def evaluated(lmms_python, tasks, tiny_models, tmp_path_factory):
             f"{lmms_python} has no 'framesel' model in the lmms_eval.models entry points (found: "
             f"{sorted(result['entry_points'])}): pyproject.toml must declare "
             '[project.entry-points."lmms_eval.models"] framesel = '
-            '"fslabels.lmms_plugin:model_manifests"; then run `make setup-lmms`',
+            '"fslabels.evaluation.lmms_plugin:model_manifests"; then run `make setup-lmms`',
             pytrace=False,
         )
     result["traces"] = {
@@ -245,8 +245,10 @@ def evaluated(lmms_python, tasks, tiny_models, tmp_path_factory):
 
 
 def test_framesel_is_an_lmms_eval_entry_point_model(evaluated):
-    assert evaluated["entry_points"]["framesel"] == "fslabels.lmms_plugin:model_manifests"
-    assert evaluated["class"] == "fslabels.lmms_plugin.FramesQAModel"
+    assert (
+        evaluated["entry_points"]["framesel"] == "fslabels.evaluation.lmms_plugin:model_manifests"
+    )
+    assert evaluated["class"] == "fslabels.evaluation.lmms_plugin.FramesQAModel"
 
 
 def test_simple_evaluate_scores_both_task_kinds(evaluated, tasks):

@@ -144,7 +144,7 @@ def test_to_json_is_strict():
 
 
 def test_a_label_store_refuses_an_eval_work_directory(tmp_path):
-    from fslabels.qa.store import EvalRecord, EvalStore
+    from fslabels.evaluation.store import EvalRecord, EvalStore
 
     with EvalStore(tmp_path / "eval") as store:
         store.put_results([EvalRecord("answer", "s", "fp", "done", {"correct": True})])
@@ -165,7 +165,7 @@ def test_a_label_store_refuses_an_eval_work_directory(tmp_path):
 
 
 def test_the_run_kinds_table_names_the_eval_store_as_it_names_itself():
-    from fslabels.qa.store import STORE_KIND, EvalStore
+    from fslabels.evaluation.store import STORE_KIND, EvalStore
     from fslabels.store import RUN_KINDS
 
     assert RUN_KINDS[STORE_KIND] == f"an {EvalStore.run_kind} (made by `{EvalStore.start_command}`)"

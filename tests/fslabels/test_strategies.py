@@ -1,4 +1,4 @@
-"""Selection strategies behind one interface (fslabels.strategies), on generated videos whose
+"""Selection strategies behind one interface (fslabels.evaluation.strategies), on generated videos whose
 frames carry their own index, with the real tiny models: the selector, a SigLIP dual encoder,
 and the spatial labeler over the tiny Qwen2-VL. Also the inverse-transform rule it adds to
 fsmodel.selection."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fslabels.strategies import (
+from fslabels.evaluation.strategies import (
     MLLMScorer,
     ScoringError,
     SelectorScorer,
