@@ -1,0 +1,148 @@
+"""Building a label dataset from a finished label run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fslabels.dataset.format import write_dataset
+from fslabels.dataset.guard import public_text, public_value
+
+# --- building from a run ---------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    """What `build_dataset` wrote.
+
+    Attributes:
+        directory: the dataset directory.
+        samples: rows written; ``videos``: distinct videos; ``caption_videos``: caption rows.
+        failed: samples of the run without a row (a stage failed for them).
+        pending: samples the run has not finished (only with ``partial=True``).
+    """
+
+    directory: Path
+    samples: int
+    videos: int
+    caption_videos: int
+    failed: int
+    pending: int
+
+
+def _prompts(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each stage's prompt templates, from the labelers the config builds (nothing is loaded;
+    {} when a backend's package is not installed here)."""
+    from fslabels.config import LabelRunConfig
+    from fslabels.run import LabelContext
+
+    try:
+        ctx = LabelContext(LabelRunConfig.from_dict(config))
+    except (ImportError, ValueError):
+        return {}
+    return {
+        "spatial": ctx.spatial.prompts,
+        "captions": ctx.captioner.prompts,
+        "temporal": ctx.temporal.prompts,
+    }
+
+
+def build_dataset(
+    workdir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    license: str | None = None,
+    partial: bool = False,
+    overwrite: bool = False,
+) -> BuildResult:
+    """Assemble a label run's finished rows, captions and exact config into a dataset directory.
+
+    Args:
+        workdir: the run's work directory (``framesel labels run ... WORKDIR``).
+        out_dir: where the dataset goes.
+        license: the dataset licence for the card (default ``cc-by-4.0``).
+        partial: build while samples are still pending (otherwise that is an error).
+        overwrite: replace an existing dataset at ``out_dir``.
+
+    Raises:
+        FileNotFoundError: ``workdir`` has no run store.
+        ValueError: the run has no finished rows, or unfinished samples without ``partial``.
+    """
+    import yaml
+
+    from fslabels.run import export_rows, run_status
+    from fslabels.store import RunStore
+
+    state = run_status(workdir)
+    rows, captions = export_rows(workdir)
+    pending = state["stages"]["fused"]["pending"]
+    if pending and not partial:
+        raise ValueError(
+            f"the run in {workdir} has {pending} of {state['items']} samples unfinished; finish "
+            "it (framesel labels run ...) or build anyway with --partial"
+        )
+    if not rows:
+        raise ValueError(
+            f"the run in {workdir} has no labelled samples yet (see framesel labels status {workdir})"
+        )
+    store = RunStore(workdir, create=False)
+    try:
+        config = store.get_meta("config") or {}
+        settings = store.get_meta("settings") or {}
+        roots = [store.get_meta("videos_root") or "", str(Path(workdir).resolve())]
+    finally:
+        store.close()
+    local: set[str] = set()
+    public_config = public_value(config, local)
+    stages = {}
+    for name in ("spatial", "captions", "temporal"):
+        spec = public_config.get(name) or {}
+        stages[name] = {
+            "backend": spec.get("backend"),
+            "model": spec.get("model"),
+            "settings": public_value(settings.get(name) or {}, local),
+        }
+    prompts = _prompts(config)
+    for name, templates in prompts.items():
+        stages[name]["prompts"] = templates
+    failures = [
+        {
+            **f,
+            "item": public_text(str(f.get("item", "")), roots),
+            "error": public_text(str(f.get("error", "")), roots),
+        }
+        for f in state["failures"]
+    ]
+    run = {
+        "video_reader": config.get("video_reader"),
+        "frame_size": config.get("frame_size"),
+        "stages": stages,
+        "fusion": settings.get("fusion") or {},
+        "fingerprints": state["fingerprints"],
+        "status": {
+            "stages": state["stages"],
+            "usage": state["usage"],
+            "failures": failures,
+        },
+        "local_models": sorted(local),
+    }
+    # Errors recorded in label_meta may name local files: cut them as in the card.
+    rows = [
+        {**row, "label_meta": public_text(row.get("label_meta") or "{}", roots)} for row in rows
+    ]
+    info = {"run": run, "license": license, "history": []}
+    failed = state["items"] - len(rows) - pending
+    out = write_dataset(
+        out_dir,
+        rows,
+        captions,
+        run_config=yaml.safe_dump(public_config, sort_keys=False),
+        info=info,
+        note=f"built from a label run ({len(rows)} of {state['items']} questions labelled)",
+        overwrite=overwrite,
+    )
+    return BuildResult(
+        out, len(rows), len({r["video_id"] for r in rows}), len(captions), failed, pending
+    )
