@@ -131,7 +131,7 @@ def main() -> None:
             "force_top_logprobs": vocab,
         },
     }
-    from fslabels.evaluation.strategies import build_scorer
+    from fslabels.evaluation.scorers import build_scorer
 
     shared = {name: build_scorer(name, config) for name, config in scorers.items()}
     names = [

@@ -175,7 +175,8 @@ def strategies_command(as_json: AsJson = False) -> None:
     """List the strategies: uniform, and every scorer combined with every selection rule."""
     import json
 
-    from fslabels.evaluation.strategies import SCORERS, known_strategies
+    from fslabels.evaluation.scorers import SCORERS
+    from fslabels.evaluation.strategies import known_strategies
 
     names = known_strategies()
     if as_json:

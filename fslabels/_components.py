@@ -1,4 +1,4 @@
-"""What backends (`fslabels.backends`) and scorers (`fslabels.evaluation.strategies`) share.
+"""What backends (`fslabels.backends`) and scorers (`fslabels.evaluation.scorers`) share.
 
 Both are named components: a class with a ``name`` and a ``config_class`` (a dataclass validated
 in ``__post_init__``), a ``load`` / ``unload`` lifecycle whose heavy imports happen in ``_load``,
@@ -42,7 +42,7 @@ def fingerprint_fields(config: Any) -> dict[str, Any]:
 
 class Component(ABC):
     """Base of a kind of named component (`fslabels.backends.Backend`,
-    `fslabels.evaluation.strategies.Scorer`): config handling and an idempotent load/unload lifecycle.
+    `fslabels.evaluation.scorers.Scorer`): config handling and an idempotent load/unload lifecycle.
 
     A kind subclasses it directly and may set ``config_base`` (the class every config of the
     kind derives from) and ``name_hint`` (for the error of a subclass without a name). Each

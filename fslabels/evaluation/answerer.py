@@ -223,7 +223,7 @@ class Answerer:
             return
         from transformers import AutoConfig
 
-        from fslabels.evaluation.strategies import model_content_id
+        from fslabels.evaluation.scorers import model_content_id
         from fslabels.vlm import load_processor
 
         cfg = self.config
@@ -290,7 +290,7 @@ class Answerer:
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the answers: the config (minus device and attention kernel), the
-        resolved ``frames_as`` and the model's content (`fslabels.evaluation.strategies.model_content_id`
+        resolved ``frames_as`` and the model's content (`fslabels.evaluation.scorers.model_content_id`
         of the files loaded: a directory's file hashes, a Hub id's commit)."""
         self.resolve()
         return {

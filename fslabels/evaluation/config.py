@@ -94,7 +94,8 @@ class EvalConfig(OverridableConfig):
 
     def __post_init__(self) -> None:
         from fslabels.evaluation.prompts import ANSWER_FORMATS
-        from fslabels.evaluation.strategies import SCORERS, build_scorer, parse_strategy
+        from fslabels.evaluation.scorers import SCORERS, build_scorer
+        from fslabels.evaluation.strategies import parse_strategy
 
         _positive_int("num_candidates", self.num_candidates)
         if self.frame_size is not None:

@@ -17,7 +17,7 @@ Every record is committed to the eval store (`fslabels.evaluation.store.EvalStor
 computed, keyed by a fingerprint of what produced it: candidates (n, frame size, reader),
 scores (+ the scorer's model and settings), answers (+ the strategy's rule and scorer, k, the
 downstream model and its settings, the prompt templates). Models count by their content
-(`fslabels.evaluation.strategies.model_content_id`: a directory's files, a Hub id's commit), so a model
+(`fslabels.evaluation.scorers.model_content_id`: a directory's files, a Hub id's commit), so a model
 retrained in place is a new model. A re-run computes only what is missing, so adding a
 strategy, a k or a question computes only the new cells. Gold answers are resolved on every
 run (``answer_format``) and checked against the stored answers, which are re-scored without
@@ -59,14 +59,9 @@ from fslabels.evaluation.prompts import (
     match_open_answer,
     prompt_hash,
 )
+from fslabels.evaluation.scorers import Scorer, build_scorer
 from fslabels.evaluation.store import EvalRecord, EvalStore
-from fslabels.evaluation.strategies import (
-    Scorer,
-    Strategy,
-    build_scorer,
-    build_strategy,
-    uniform_selection,
-)
+from fslabels.evaluation.strategies import Strategy, build_strategy, uniform_selection
 from fslabels.manifest import LabelItem, group_by_video
 from fslabels.run import ProgressBars, as_items, candidates_payload, error_text
 
@@ -464,7 +459,7 @@ class _Eval:
     def _answer(
         self, cell: _Cell, candidates: Any, curves: Mapping[tuple[str, str], Any], gold: str
     ) -> None:
-        from fslabels.evaluation.strategies import Cost, ScoreCurve
+        from fslabels.evaluation.scorers import Cost, ScoreCurve
 
         item, strategy, k = cell.item, cell.strategy, cell.k
         curve = None

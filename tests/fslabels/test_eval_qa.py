@@ -22,8 +22,8 @@ from fslabels.evaluation.prompts import (
     prompt_hash,
 )
 from fslabels.evaluation.report import build_report, plot_report, render_table, write_results
+from fslabels.evaluation.scorers import model_content_id
 from fslabels.evaluation.store import EvalStore
-from fslabels.evaluation.strategies import model_content_id
 from fslabels.manifest import read_manifest
 from fslabels.store import Record, RunStore, StoreLockedError
 from fsmodel.selection import select

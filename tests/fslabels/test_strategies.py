@@ -13,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fslabels.evaluation.strategies import (
+from fslabels.evaluation.scorers import (
     MLLMScorer,
     ScoringError,
     SelectorScorer,
     SimilarityScorer,
-    Strategy,
     build_scorer,
+    model_content_id,
+)
+from fslabels.evaluation.strategies import (
+    Strategy,
     build_strategy,
     known_strategies,
-    model_content_id,
     parse_strategy,
     uniform_selection,
 )
