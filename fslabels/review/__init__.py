@@ -8,9 +8,6 @@ Importing this package is cheap: the names below are loaded from their module on
   when a client is made).
 - `fslabels.review.config`: the labelling interface (`label_config`) and its control names.
   Cheap.
-- `fslabels.review.server`: `LocalLabelStudio`, a local server from its own venv (tests,
-  laptops). Cheap.
-- `fslabels.review.browser`: `render_task`, a task opened in headless Chromium. Cheap.
 - `fslabels.review.media`: a browser-playable clip, the candidate frames (the labelling sampler,
   checked against the row), a contact sheet. Numpy only; PyAV and PIL load on use.
 - `fslabels.review.sampling`: `sample_rows` with the strategies ``random``, ``uncertain`` and

@@ -35,7 +35,7 @@ def _need(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def label_studio_executable() -> Path:
-    from fslabels.review.server import default_executable
+    from tests.review.labelstudio_server import default_executable
 
     found = default_executable()
     if found is None:
@@ -57,7 +57,7 @@ def media_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def label_studio(label_studio_executable, media_root, tmp_path_factory):
     """A running Label Studio server (LocalLabelStudio: .url, .token, .username, .password)."""
-    from fslabels.review.server import LocalLabelStudio
+    from tests.review.labelstudio_server import LocalLabelStudio
 
     server = LocalLabelStudio(
         label_studio_executable, tmp_path_factory.mktemp("ls-server"), document_root=media_root

@@ -24,7 +24,7 @@ from tests.review.conftest import ON_CI
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    from fslabels.review.browser import find_chromium
+    from tests.review.browser import find_chromium
 
     found = find_chromium()
     if found is None:
@@ -39,9 +39,9 @@ def test_task_renders_with_its_frames_in_chromium(
     chromium, label_studio, ls_client, review_dataset, review_videos, media_root, tmp_path
 ):
     from fslabels.dataset import load_dataset_version
-    from fslabels.review.browser import render_task
     from fslabels.review.export import export_for_review
     from fsmodel.synthetic import read_frame_index
+    from tests.review.browser import render_task
 
     loaded = load_dataset_version(review_dataset)
     green = next(r for r in loaded.rows if r["video"] == "green.mp4")

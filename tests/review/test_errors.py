@@ -247,7 +247,7 @@ def test_personal_access_token_is_exchanged_for_an_access_token(label_studio):
     the same session request) works like the legacy token."""
     import httpx
 
-    from fslabels.review.browser import login_cookies
+    from tests.review.browser import login_cookies
 
     cookies = login_cookies(label_studio.url, label_studio.username, label_studio.password)
     headers = {"X-CSRFToken": cookies["csrftoken"], "Referer": f"{label_studio.url}/"}

@@ -14,8 +14,6 @@ import pytest
         "fslabels.review",
         "fslabels.review.client",
         "fslabels.review.config",
-        "fslabels.review.server",
-        "fslabels.review.browser",
         "fslabels.review.media",
     ],
 )

@@ -1,4 +1,5 @@
-"""Run a local Label Studio server (its own venv) non-interactively: tests, CI, a laptop.
+"""Run a local Label Studio server (its own venv) non-interactively, for the tests (test-only:
+its fixed token is no secret).
 
 The server lives in a venv of its own (``scripts/setup_labelstudio.sh``); this module only starts
 its ``label-studio`` executable. A cold start on an empty data directory runs every migration
