@@ -34,20 +34,15 @@ class BuildResult:
 
 
 def _prompts(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each stage's prompt templates, from the labelers the config builds (nothing is loaded;
-    {} when a backend's package is not installed here)."""
+    """Each stage's prompt templates rebuilt from the config, for runs made before the run store
+    kept them (nothing is loaded; {} when a backend's package is not installed here)."""
     from fslabels.config import LabelRunConfig
     from fslabels.run import LabelContext
 
     try:
-        ctx = LabelContext(LabelRunConfig.from_dict(config))
+        return LabelContext(LabelRunConfig.from_dict(config)).prompts()
     except (ImportError, ValueError):
         return {}
-    return {
-        "spatial": ctx.spatial.prompts,
-        "captions": ctx.captioner.prompts,
-        "temporal": ctx.temporal.prompts,
-    }
 
 
 def build_dataset(
@@ -91,6 +86,7 @@ def build_dataset(
     try:
         config = store.get_meta("config") or {}
         settings = store.get_meta("settings") or {}
+        stored_prompts = store.get_meta("prompts")
         roots = [store.get_meta("videos_root") or "", str(Path(workdir).resolve())]
     finally:
         store.close()
@@ -104,7 +100,9 @@ def build_dataset(
             "model": spec.get("model"),
             "settings": public_value(settings.get(name) or {}, local),
         }
-    prompts = _prompts(config)
+    # The templates the run used, as it stored them: what a card says does not depend on which
+    # extras are installed where it is built.
+    prompts = stored_prompts if stored_prompts is not None else _prompts(config)
     for name, templates in prompts.items():
         stages[name]["prompts"] = templates
     failures = [

@@ -138,6 +138,14 @@ class LabelContext:
             "fusion": {"weights": list(self.config.fusion.weights), "rule": FUSION_RULE},
         }
 
+    def prompts(self) -> dict[str, dict[str, Any]]:
+        """Each stage's prompt templates (what the settings' prompt hashes hash), for cards."""
+        return {
+            "spatial": self.spatial.prompts,
+            "captions": self.captioner.prompts,
+            "temporal": self.temporal.prompts,
+        }
+
     def backend_groups(self) -> list[tuple[str, ...]]:
         """The model stages grouped by the backend instance they share, in stage order (the
         Ray engine runs one actor pool per group)."""

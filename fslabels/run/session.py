@@ -271,6 +271,7 @@ class Session:
                 "videos_root": str(self.root),
                 "fingerprints": ctx.fingerprints.as_dict(),
                 "settings": ctx.settings(),
+                "prompts": ctx.prompts(),
             }
         )
         return _has_work(store, ctx.fingerprints, self.groups, retry)

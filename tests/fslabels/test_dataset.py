@@ -383,3 +383,29 @@ def test_an_unreachable_hub_is_one_line(built, monkeypatch, capsys):
     assert main(["labels", "push", str(v1_dir), "--repo", "tester/labels-offline"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error:") and len(err.strip().splitlines()) == 1
+
+
+def test_build_takes_the_prompts_the_run_stored(finished_run, tmp_path):
+    """What a card says does not depend on what is installed where it is built: a stored config
+    whose backends cannot be built here still gives the run's own prompt templates."""
+    import shutil
+    import sqlite3
+
+    work, _, _ = finished_run
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    db = sqlite3.connect(copy / "run.sqlite")
+    (config_json,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    config = json.loads(config_json)
+    config["temporal"]["backend"] = "no-such-backend"  # as when its extra is missing here
+    db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match="no-such-backend"):
+        LabelRunConfig.from_dict(config)
+    out = build_dataset(copy, tmp_path / "labels").directory
+    info = json.loads((out / DATASET_INFO).read_text())
+    spatial = info["run"]["stages"]["spatial"]["prompts"]
+    assert "helps answer the question, then answer True or False" in json.dumps(spatial)
+    assert set(info["run"]["stages"]) == {"spatial", "captions", "temporal"}
+    assert all("prompts" in stage for stage in info["run"]["stages"].values())
