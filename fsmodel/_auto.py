@@ -73,22 +73,42 @@ MARKS: dict[str, Callable[[ModuleType], None]] = {
 }
 WATCHED = {trigger for trigger, _, _ in REGISTRATIONS} | set(MARKS)
 _finished: set[str] = set()  # watched modules whose code has run to the end
-_registered: set[str] = set()  # triggers whose registration is made
+_registered: set[str] = set()  # triggers whose registration is made (or given up)
+_running: set[str] = set()  # reported modules whose code is executing now
+
+
+def _reported(name: str) -> bool:
+    """Modules whose end is reported: the watched ones, and every module of transformers (a
+    registration waits until none of them is half-imported)."""
+    return name in WATCHED or name == "transformers" or name.startswith("transformers.")
+
+
+def _busy() -> bool:
+    """A module of transformers or of framesel's selector is executing right now: importing the
+    selector's modules then could meet a half-imported transformers module (transformers'
+    modeling_layers imports the auto classes before it defines what the model classes need).
+    Every such module is reported when it ends, so a registration put off here is made then."""
+    return bool(_running)
 
 
 def _module_finished(name: str) -> None:
-    _finished.add(name)
+    if name in WATCHED:
+        _finished.add(name)
     if name in MARKS:
         MARKS[name](sys.modules[name])
-    _sync()
+    if any(t in _finished and t not in _registered for t, _, _ in REGISTRATIONS):
+        _sync()
 
 
 def _sync() -> None:
-    """Make every registration whose transformers module has loaded. A framesel module it needs is
-    imported here, unless it is being imported right now (its own end calls this again)."""
+    """Make every registration whose transformers module has loaded, once no module of
+    transformers or of the selector is half-imported (the end of the last one calls this again).
+    A framesel module it needs is imported here."""
     for trigger, needs, register in REGISTRATIONS:
         if trigger in _registered or trigger not in _finished:
             continue
+        if _busy():
+            return
         try:
             for name in needs:
                 if name not in _finished and name not in sys.modules:
@@ -97,6 +117,8 @@ def _sync() -> None:
                 _registered.add(trigger)
                 register(sys.modules[trigger], *(sys.modules[name] for name in needs))
         except Exception as err:  # never break the import of transformers itself
+            # Not a half-imported module (see _busy): this transformers lacks what the selector
+            # needs. Said once; loading a selector through the Auto classes then fails.
             _registered.add(trigger)
             logger.warning(
                 "framesel's selector is not registered with transformers' Auto classes "
@@ -107,11 +129,11 @@ def _sync() -> None:
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: for a watched module it takes the spec the other finders give and
+    """Finds nothing itself: for a reported module it takes the spec the other finders give and
     reports the module once its code has run to the end."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname not in WATCHED:
+        if not _reported(fullname):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -127,7 +149,11 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         exec_module = loader.exec_module
 
         def exec_then_register(module: ModuleType) -> None:
-            exec_module(module)
+            _running.add(fullname)
+            try:
+                exec_module(module)
+            finally:
+                _running.discard(fullname)
             _module_finished(fullname)
 
         loader.exec_module = exec_then_register

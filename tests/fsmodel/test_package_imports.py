@@ -84,8 +84,19 @@ def test_the_selector_classes_are_attributes_loaded_on_first_use():
         "import fsmodel\nfrom transformers import AutoConfig, AutoModel, AutoProcessor",
         "from transformers import AutoConfig, AutoModel, AutoProcessor\nimport fsmodel",
         "import fsmodel.video\nfrom transformers import AutoModel, AutoProcessor, AutoConfig",
+        # A model class first: transformers imports its auto classes half-way through that.
+        "import fsmodel\nfrom transformers import Qwen2ForCausalLM\n"
+        "from transformers import AutoConfig, AutoModel, AutoProcessor",
+        "from transformers import Qwen2ForCausalLM\nimport fsmodel\n"
+        "from transformers import AutoConfig, AutoModel, AutoProcessor",
     ],
-    ids=["fsmodel-first", "transformers-first", "sampler-then-transformers"],
+    ids=[
+        "fsmodel-first",
+        "transformers-first",
+        "sampler-then-transformers",
+        "fsmodel-then-a-model-class",
+        "a-model-class-then-fsmodel",
+    ],
 )
 def test_auto_classes_load_a_saved_selector_in_either_order(imports, tiny_models):
     got = _run(
