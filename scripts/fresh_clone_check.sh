@@ -10,7 +10,11 @@ cd "$(dirname "$0")/.."
 keep=${1:-}
 top=$(pwd)
 work=$(mktemp -d /tmp/framesel-fresh-XXXX)
-cleanup() { [ "$keep" = --keep ] && echo "fresh-check: left $work" || rm -rf "$work"; }
+cleanup() {
+  if [ "$keep" = --keep ]; then echo "fresh-check: left $work"; return; fi
+  chmod -R u+w "$work/shared" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 git clone -q --no-local "$top" "$work/main"

@@ -44,8 +44,9 @@ framesel_uv() {
 # Where uv finds the CPU torch wheel: the directory that holds it, else the PyTorch CPU index
 # (uv's --torch-backend cpu). Sets the array TORCH_ARGS.
 torch_source() {
-  local wheels=${FRAMESEL_TORCH_WHEELS:-/opt/wheels}
-  if compgen -G "$wheels/torch-*+cpu-*.whl" >/dev/null; then
+  local wheels=${FRAMESEL_TORCH_WHEELS:-/opt/wheels} version
+  version=$(sed -n 's/^torch==\([^ ]*\).*/\1/p' scripts/locks/main.txt)
+  if compgen -G "$wheels/torch-$version-*.whl" >/dev/null; then
     TORCH_ARGS=(--find-links "$wheels")
   else
     TORCH_ARGS=(--torch-backend cpu)
@@ -79,7 +80,7 @@ install_locked() {
   INSTALLED=0
   stamp="$venv/.framesel-lock"
   # pyproject.toml too where framesel is installed: its entry points and scripts are written then.
-  local inputs=("$lock" scripts/lib.sh "$0")
+  local inputs=("$lock" scripts/lib.sh "scripts/${0##*/}")
   [ "$framesel" = editable ] && inputs+=(pyproject.toml)
   want=$(cat "${inputs[@]}" | sha256sum | cut -c1-16)-$torch
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then

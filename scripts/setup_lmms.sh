@@ -16,6 +16,7 @@ VENV=${FRAMESEL_LMMS_VENV:-.venv-lmms}
 start=$(date +%s)
 install_locked "$VENV" lmms editable
 [ "$INSTALLED" = 1 ] || exit 0
+trap 'rm -f "$VENV/.framesel-lock"' ERR  # a failed check below means: install again next time
 # The imports the plugin test makes.
 "$VENV/bin/python" - <<'PY'
 import importlib.metadata as md

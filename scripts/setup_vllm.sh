@@ -14,6 +14,7 @@ VENV=${FRAMESEL_VLLM_VENV:-.venv-vllm}
 start=$(date +%s)
 install_locked "$VENV" vllm editable
 [ "$INSTALLED" = 1 ] || exit 0
+trap 'rm -f "$VENV/.framesel-lock"' ERR  # a failed check below means: install again next time
 # The import the tests make (a missing framesel dependency would show here).
 "$VENV/bin/python" - <<'PY'
 import torch, vllm
