@@ -67,11 +67,16 @@ def build_dataset(
     """
     import yaml
 
-    from fslabels.run import export_rows, run_status
-    from fslabels.store import RunStore
+    from fslabels.run.readers import open_run, rows_of, status_of
 
-    state = run_status(workdir)
-    rows, captions = export_rows(workdir)
+    # One open store for every view of the run: status, rows and what it recorded.
+    with open_run(workdir) as (store, fingerprints):
+        state = status_of(store, fingerprints, workdir)
+        rows, captions = rows_of(store, fingerprints)
+        config = store.get_meta("config") or {}
+        settings = store.get_meta("settings") or {}
+        stored_prompts = store.get_meta("prompts")
+        roots = [store.get_meta("videos_root") or "", str(Path(workdir).resolve())]
     pending = state["stages"]["fused"]["pending"]
     if pending and not partial:
         raise ValueError(
@@ -82,14 +87,6 @@ def build_dataset(
         raise ValueError(
             f"the run in {workdir} has no labelled samples yet (see framesel labels status {workdir})"
         )
-    store = RunStore(workdir, create=False)
-    try:
-        config = store.get_meta("config") or {}
-        settings = store.get_meta("settings") or {}
-        stored_prompts = store.get_meta("prompts")
-        roots = [store.get_meta("videos_root") or "", str(Path(workdir).resolve())]
-    finally:
-        store.close()
     local: set[str] = set()
     public_config = public_value(config, local)
     stages = {}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,22 @@ def _open(workdir: str | os.PathLike[str]) -> tuple[RunStore, dict[str, str]]:
     return store, fingerprints
 
 
+@contextmanager
+def open_run(workdir: str | os.PathLike[str]) -> Iterator[tuple[RunStore, dict[str, str]]]:
+    """The run store of ``workdir`` (read-only use) and its fingerprints, closed on exit: for
+    readers that need several views of one run (`rows_of`, `status_of`) from one open store.
+
+    Raises:
+        FileNotFoundError: ``workdir`` holds no run store.
+        ValueError: the store has no run yet.
+    """
+    store, fingerprints = _open(workdir)
+    try:
+        yield store, fingerprints
+    finally:
+        store.close()
+
+
 def export_rows(
     workdir: str | os.PathLike[str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -69,42 +86,44 @@ def export_rows(
     Raises:
         FileNotFoundError: ``workdir`` holds no run store.
     """
+    with open_run(workdir) as (store, fp):
+        return rows_of(store, fp)
+
+
+def rows_of(
+    store: RunStore, fp: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`export_rows` of an open run store (see `open_run`)."""
     from fsmodel.schema import CAPTIONS, FRAME_INDICES, TIMESTAMPS, VIDEO_ID
 
-    store, fp = _open(workdir)
-    try:
-        items = store.items()
-        fused = store.get_many("fused", [i.sample_id for i in items], fp["fused"])
-        rows = [
-            fused[i.sample_id].payload
-            for i in items
-            if i.sample_id in fused and fused[i.sample_id].ok
-        ]
-        with_rows = {row["video"] for row in rows}
-        videos = list(dict.fromkeys(i.video for i in items if i.video in with_rows))
-        video_ids = {i.video: i.video_id for i in items}
-        candidates = store.get_many("candidates", videos, fp["candidates"])
-        captions = store.get_many("captions", videos, fp["captions"])
-        caption_rows, seen = [], set()
-        for video in videos:
-            # a failed candidates record has no frames (a label run never stores one over
-            # good candidates; a store written before that rule may hold one)
-            if video not in captions or video not in candidates or not candidates[video].ok:
-                continue
-            if video_ids[video] in seen:
-                continue
-            seen.add(video_ids[video])
-            caption_rows.append(
-                {
-                    VIDEO_ID: video_ids[video],
-                    FRAME_INDICES: candidates[video].payload["frame_indices"],
-                    TIMESTAMPS: candidates[video].payload["timestamps"],
-                    CAPTIONS: captions[video].payload["captions"],
-                }
-            )
-        return rows, caption_rows
-    finally:
-        store.close()
+    items = store.items()
+    fused = store.get_many("fused", [i.sample_id for i in items], fp["fused"])
+    rows = [
+        fused[i.sample_id].payload for i in items if i.sample_id in fused and fused[i.sample_id].ok
+    ]
+    with_rows = {row["video"] for row in rows}
+    videos = list(dict.fromkeys(i.video for i in items if i.video in with_rows))
+    video_ids = {i.video: i.video_id for i in items}
+    candidates = store.get_many("candidates", videos, fp["candidates"])
+    captions = store.get_many("captions", videos, fp["captions"])
+    caption_rows, seen = [], set()
+    for video in videos:
+        # a failed candidates record has no frames (a label run never stores one over
+        # good candidates; a store written before that rule may hold one)
+        if video not in captions or video not in candidates or not candidates[video].ok:
+            continue
+        if video_ids[video] in seen:
+            continue
+        seen.add(video_ids[video])
+        caption_rows.append(
+            {
+                VIDEO_ID: video_ids[video],
+                FRAME_INDICES: candidates[video].payload["frame_indices"],
+                TIMESTAMPS: candidates[video].payload["timestamps"],
+                CAPTIONS: captions[video].payload["captions"],
+            }
+        )
+    return rows, caption_rows
 
 
 def run_status(workdir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -123,43 +142,47 @@ def run_status(workdir: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         FileNotFoundError: ``workdir`` holds no run store.
     """
-    store, fp = _open(workdir)
-    try:
-        items = store.items()
-        videos = list(dict.fromkeys(item.video for item in items))
-        samples = [item.sample_id for item in items]
-        state = run_state(store, fp, items)
-        bad_videos = {f["item"] for f in state["failures"] if f["stage"] == "candidates"}
-        bad_samples = {item.sample_id for item in items if item.video in bad_videos}
-        stages = {}
-        for stage in STAGES:
-            keys = videos if stage in ("candidates", "captions") else samples
-            waiting = {"candidates": set(), "captions": bad_videos}.get(stage, bad_samples)
-            statuses = store.statuses(stage, keys, fp[stage])
-            done = sum(status == "done" for status in statuses.values())
-            failed = len(statuses) - done
-            blocked = len(waiting - statuses.keys())
-            stages[stage] = {
-                "done": done,
-                "failed": failed,
-                "blocked": blocked,
-                "pending": len(keys) - done - failed - blocked,
-                "expected": len(keys),
-            }
-        return {
-            "workdir": str(workdir),
-            "items": len(items),
-            "videos": len(videos),
-            "done": state["done"],
-            "stages": stages,
-            "usage": store.usage(),
-            "failures": state["failures"],
-            "runs": store.runs(),
-            "fingerprints": fp,
-            "videos_root": store.get_meta("videos_root"),
+    with open_run(workdir) as (store, fp):
+        return status_of(store, fp, workdir)
+
+
+def status_of(
+    store: RunStore, fp: Mapping[str, str], workdir: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """`run_status` of an open run store (see `open_run`)."""
+    items = store.items()
+    videos = list(dict.fromkeys(item.video for item in items))
+    samples = [item.sample_id for item in items]
+    state = run_state(store, fp, items)
+    bad_videos = {f["item"] for f in state["failures"] if f["stage"] == "candidates"}
+    bad_samples = {item.sample_id for item in items if item.video in bad_videos}
+    stages = {}
+    for stage in STAGES:
+        keys = videos if stage in ("candidates", "captions") else samples
+        waiting = {"candidates": set(), "captions": bad_videos}.get(stage, bad_samples)
+        statuses = store.statuses(stage, keys, fp[stage])
+        done = sum(status == "done" for status in statuses.values())
+        failed = len(statuses) - done
+        blocked = len(waiting - statuses.keys())
+        stages[stage] = {
+            "done": done,
+            "failed": failed,
+            "blocked": blocked,
+            "pending": len(keys) - done - failed - blocked,
+            "expected": len(keys),
         }
-    finally:
-        store.close()
+    return {
+        "workdir": str(workdir),
+        "items": len(items),
+        "videos": len(videos),
+        "done": state["done"],
+        "stages": stages,
+        "usage": store.usage(),
+        "failures": state["failures"],
+        "runs": store.runs(),
+        "fingerprints": fp,
+        "videos_root": store.get_meta("videos_root"),
+    }
 
 
 @dataclass
