@@ -3,8 +3,10 @@
 ``import fsmodel`` must not load torch or transformers: the sampler and the schema it holds are
 imported by every labelling process and Ray actor. But ``import fsmodel`` followed by
 ``AutoModel.from_pretrained(dir)`` must load a saved selector without ``trust_remote_code``. So
-registration waits for transformers: each step below runs right after the module it needs has
-been imported (an import hook), or at once if that module is already loaded.
+registration waits for transformers: each step below runs once the module it needs has been
+imported (an import hook), or at once if that module is already loaded. A registration also
+waits until no module of transformers or of the selector is half-imported (transformers imports
+its auto classes half-way through loading a model class), and is made when the last one ends.
 
 - ``transformers.models.auto.configuration_auto`` → ``AutoConfig.register``
 - ``transformers.models.auto.modeling_auto`` → ``AutoModel.register``
