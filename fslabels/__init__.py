@@ -14,7 +14,8 @@ Modules (importing any of them is cheap; torch, transformers, openai and vllm lo
 - `fslabels.vlm`: `load_processor`, the one way framesel loads an image-text processor.
 - `fslabels.config`: `LabelRunConfig`, a label run's backends and settings per stage (YAML, dotted
   overrides, validated).
-- `fslabels.store`: `RunStore`, the SQLite (WAL) run store keyed by (stage, item, fingerprint).
+- `fslabels.store`: the SQLite (WAL) store engine every run shares, and `RunStore`, the label
+  run store keyed by (stage, item, fingerprint).
 - `fslabels.run`: `run_labels` (resumable: each batch committed at once, failures recorded per
   item; ``engine="local"`` or ``"ray"``), `run_status`, `export_rows`, `load_sample`.
 - `fslabels.run.ray_engine`: the same stages as Ray Data pipelines, committed by the driver.

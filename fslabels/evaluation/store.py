@@ -1,7 +1,7 @@
-"""The eval run store: the label run store (`fslabels.store.RunStore`) plus a table of eval results.
+"""The eval run store: the store engine (`fslabels.store.engine.Store`) with a table of eval results.
 
-An eval work directory holds the same ``run.sqlite`` (WAL, ``synchronous=FULL``, one OS-locked
-writer) with the label store's ``meta``, ``items`` and ``runs`` tables, and one more table,
+An eval work directory holds a ``run.sqlite`` like a label run's (WAL, ``synchronous=FULL``, one
+OS-locked writer, the engine's ``meta``, ``items`` and ``runs`` tables) and its own table,
 ``eval_results``, keyed by ``(stage, item, fingerprint)`` like the label results:
 
 - ``candidates`` (item = the video): the candidates' frame indices and timestamps and the
@@ -24,13 +24,11 @@ Example:
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from fslabels.store import BaseRecord, RunStore, to_json
+from fslabels.store.engine import BaseRecord, Store
 
 __all__ = ["EVAL_STAGES", "STORE_KIND", "EvalRecord", "EvalStore"]
 
@@ -76,7 +74,7 @@ class EvalRecord(BaseRecord):
     updated: float = 0.0
 
 
-class EvalStore(RunStore):
+class EvalStore(Store):
     """The SQLite store of one eval work directory (see the module docstring).
 
     Args:
@@ -90,64 +88,15 @@ class EvalStore(RunStore):
         ValueError: the directory holds a label run, not an eval.
     """
 
+    kind: ClassVar[str | None] = STORE_KIND
     run_kind: ClassVar[str] = "eval run"
     start_command: ClassVar[str] = "framesel eval qa"
-
-    def __init__(
-        self, workdir: str | os.PathLike[str], create: bool = True, timeout: float = 60.0
-    ) -> None:
-        super().__init__(workdir, create=create, timeout=timeout)
-        kind = self.get_meta("kind")
-        if create and kind is None:
-            if self._db.execute("SELECT 1 FROM results LIMIT 1").fetchone() is not None:
-                self.close()
-                raise ValueError(f"{workdir} holds a label run, not an eval; use another --work")
-            with self.transaction() as db:
-                db.execute(_SCHEMA)
-                self._set_meta("kind", STORE_KIND)
-            kind = STORE_KIND
-        if kind != STORE_KIND:
-            self.close()
-            raise ValueError(
-                f"{workdir} holds a {'label run' if kind is None else repr(kind)}, not an eval; "
-                "use another work directory"
-            )
+    schema: ClassVar[str] = _SCHEMA
 
     def put_results(self, records: Iterable[EvalRecord]) -> None:
         """Write records in one transaction (all or nothing); an existing key is replaced and
         its ``attempts`` grows by one."""
-        now = time.time()
-        rows = [
-            (
-                r.stage,
-                r.item,
-                r.fingerprint,
-                r.status,
-                to_json(r.payload),
-                r.error,
-                float(r.seconds),
-                now,
-            )
-            for r in records
-        ]
-        if not rows:
-            return
-        with self.transaction() as db:
-            db.executemany(
-                """
-                INSERT INTO eval_results (stage, item, fingerprint, status, payload, error,
-                    seconds, attempts, updated)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)
-                ON CONFLICT (stage, item, fingerprint) DO UPDATE SET
-                    status = excluded.status,
-                    payload = excluded.payload,
-                    error = excluded.error,
-                    seconds = excluded.seconds,
-                    attempts = eval_results.attempts + 1,
-                    updated = excluded.updated
-                """,
-                rows,
-            )
+        self._write("eval_results", records)
 
     def get_results(
         self, stage: str, items: Iterable[str], fingerprint: str

@@ -169,3 +169,5 @@ def test_the_run_kinds_table_names_the_eval_store_as_it_names_itself():
     from fslabels.store import RUN_KINDS
 
     assert RUN_KINDS[STORE_KIND] == f"an {EvalStore.run_kind} (made by `{EvalStore.start_command}`)"
+    assert RUN_KINDS[RunStore.kind] == f"a {RunStore.run_kind}"
+    assert EvalStore.kind == STORE_KIND and not issubclass(EvalStore, RunStore)
