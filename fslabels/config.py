@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from fsmodel.overrides import apply_overrides as _apply_overrides
+
 __all__ = [
     "DEFAULT_MLLM",
     "DEFAULT_PRICES",
@@ -51,7 +53,6 @@ __all__ = [
     "StageConfig",
     "TemporalStageConfig",
     "apply_overrides",
-    "parse_override",
 ]
 
 DEFAULT_MLLM = "Qwen/Qwen2-VL-7B-Instruct"
@@ -490,53 +491,22 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     return cls(**dict(data))
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"spatial.max_new_tokens=64"`` → ``(["spatial", "max_new_tokens"], 64)``.
-
-    Raises:
-        ValueError: without ``=``, with an empty key part, or a value that is not YAML.
-    """
-    import yaml
-
-    key, sep, raw = text.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(p.strip() for p in parts):
-        raise ValueError(
-            f"--set needs key=value with a dotted key (e.g. spatial.cot=false), got {text!r}"
-        )
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise ValueError(f"the value of --set {text!r} is not valid YAML: {err}") from None
-    return [p.strip() for p in parts], value
-
-
 def apply_overrides(
     data: Mapping[str, Any],
     overrides: Iterable[str],
     *,
     config: type[OverridableConfig] | None = None,
 ) -> dict[str, Any]:
-    """A deep copy of ``data`` with each dotted override set (keys are checked against the
-    fields of ``config``, `LabelRunConfig` by default, except inside free-form mappings such as
-    ``backend_options``)."""
-    import copy
-
+    """A deep copy of ``data`` with each dotted override set (`fsmodel.overrides`), each key
+    checked against the fields of ``config`` (`LabelRunConfig` by default) as it is applied,
+    except inside free-form mappings such as ``backend_options``."""
     config = LabelRunConfig if config is None else config
-    out = copy.deepcopy(dict(data))
-    for text in overrides:
-        parts, value = parse_override(text)
-        _check_path(config, parts, text)
-        node = out
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise ValueError(f"--set {text!r}: {part!r} holds a value, not a mapping")
-            node = child
-        node[parts[-1]] = value
-    return out
+    return _apply_overrides(
+        data,
+        overrides,
+        check=lambda parts, text: _check_path(config, parts, text),
+        example="spatial.cot=false",
+    )
 
 
 def _check_path(config: type[OverridableConfig], parts: list[str], text: str) -> None:
@@ -555,4 +525,5 @@ def _check_path(config: type[OverridableConfig], parts: list[str], text: str) ->
         elif depth == 0 and part in config.config_sections:
             cls = config.config_sections[part]
         elif depth < len(parts) - 1:
-            raise ValueError(f"--set {text!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
+            where = ".".join(parts[: depth + 1])
+            raise ValueError(f"--set {text!r}: {where} is a value, not a section")

@@ -13,7 +13,8 @@ Layers:
     labelling ───► contract, hub_cards                     (the rest of fslabels)
     model ───────► contract, hub_cards                     (the rest of fsmodel)
     contract ────► contract: fsmodel.video, .schema, .selection, .metrics, .synthetic,
-                   ._imports, the package itself; never torch or transformers at import time
+                   .overrides, ._imports, the package itself; never torch or transformers
+                   at import time
     hub_cards ───► nothing of ours
 """
 
@@ -32,6 +33,7 @@ CONTRACT = {
     "fsmodel",
     "fsmodel._auto",
     "fsmodel._imports",
+    "fsmodel.overrides",
     "fsmodel.video",
     "fsmodel.schema",
     "fsmodel.selection",

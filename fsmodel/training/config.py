@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from fsmodel.overrides import apply_overrides
+
 __all__ = [
     "SCHEDULERS",
     "STAGE_DEFAULTS",
@@ -41,8 +43,6 @@ __all__ = [
     "LoraSettings",
     "OptimConfig",
     "TrainConfig",
-    "apply_overrides",
-    "parse_override",
 ]
 
 # The selector's parts that a stage may train, by attribute name of FrameSelectorModel.
@@ -405,7 +405,7 @@ class TrainConfig:
         """
         if not isinstance(data, dict):
             raise ConfigError(f"a training config must be a mapping, got {type(data).__name__}")
-        data = apply_overrides(data, overrides or [])
+        data = apply_overrides(data, overrides or [], example="optim.lr=3e-4", error=ConfigError)
         return _build(cls, data, "")
 
     @classmethod
@@ -446,54 +446,6 @@ _SECTIONS: dict[str, type] = {
     "eval": EvalConfig,
     "checkpoint": CheckpointConfig,
 }
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``"optim.lr=3e-4"`` into ``(["optim", "lr"], 0.0003)``; the value is read as YAML
-    (``[q_proj, v_proj]`` is a list, ``null`` is None, ``true`` a bool).
-
-    Raises:
-        ConfigError: without ``=``, with an empty key or an empty key part.
-    """
-    import yaml
-
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(
-            f"--set expects key=value with a dotted key (e.g. optim.lr=3e-4), got {text!r}"
-        )
-    parts = key.split(".")
-    if any(not p for p in parts):
-        raise ConfigError(f"--set key {key!r} has an empty part (e.g. optim.lr=3e-4)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({err})") from None
-    return parts, value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of ``data`` with each ``key=value`` override applied (see `parse_override`).
-
-    Unknown keys are reported when the config is built, with the known ones listed.
-    """
-    import copy
-
-    out = copy.deepcopy(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                where = ".".join(parts[: i + 1])
-                raise ConfigError(f"--set {'.'.join(parts)}: {where} is a value, not a section")
-            node = child
-        node[parts[-1]] = value
-    return out
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:

@@ -149,7 +149,7 @@ def test_config_yaml_round_trip_with_overrides(tmp_path):
         (["captions.backend_options.batchsize=2"], "unknown field(s) ['batchsize']"),
         (["fusion.spatial_weight=0", "fusion.temporal_weight=0"], "must not both be 0"),
         (["prices.gpt-4o-mini=[1]"], "prices.gpt-4o-mini must be [usd per 1M prompt tokens"),
-        (["num_candidates"], "--set needs key=value"),
+        (["num_candidates"], "--set expects key=value"),
         (["video_reader=opencv"], "video_reader must be one of ('pyav', 'decord'), got 'opencv'"),
     ],
 )

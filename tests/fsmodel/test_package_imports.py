@@ -21,6 +21,7 @@ CONTRACT = (
     "fsmodel.selection",
     "fsmodel.metrics",
     "fsmodel.synthetic",
+    "fsmodel.overrides",
     "fsmodel._imports",
 )
 
