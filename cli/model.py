@@ -212,18 +212,29 @@ def push(
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     message: Annotated[str | None, typer.Option("--message", help="Commit message.")] = None,
 ) -> None:
-    """Push a selector (safetensors, config, processor, code, model card) as one tagged commit."""
+    """Push a selector (safetensors, config, processor, code, model card) as one tagged commit.
+
+    An existing tag is refused before anything is uploaded; pushing what the repo already holds
+    changes nothing.
+    """
     from cli.console import stdout
     from fsmodel.hub import push_selector
 
     _quiet_hub_bars()
     result = push_selector(model_dir, repo, tag=tag, private=private, commit_message=message)
     console = stdout()
-    console.print(
-        f"Pushed {result.repo_id} commit {result.commit[:12]}"
-        + (f", tag {result.tag}" if result.tag else "")
-        + f" ({len(result.files)} files): {result.url}"
-    )
+    if result.unchanged:
+        console.print(
+            f"{result.repo_id} already holds this selector"
+            + (f" as {result.tag}" if result.tag else "")
+            + f" (commit {result.commit[:12]}); nothing pushed."
+        )
+    else:
+        console.print(
+            f"Pushed {result.repo_id} commit {result.commit[:12]}"
+            + (f", tag {result.tag}" if result.tag else "")
+            + f" ({len(result.files)} files): {result.url}"
+        )
     revision = f', revision="{result.tag}"' if result.tag else ""
     console.print(f'Load it with AutoModel.from_pretrained("{result.repo_id}"{revision})')
 

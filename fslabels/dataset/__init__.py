@@ -38,14 +38,14 @@ from fslabels.dataset.format import (
     STATISTICS_PLOT,
     DatasetRef,
     LoadedDataset,
-    PushError,
     content_hash,
     load_dataset_version,
     parse_ref,
     release_hash,
     write_dataset,
 )
-from fslabels.dataset.publish import PushResult, pull_dataset, push_dataset
+from fslabels.dataset.publish import pull_dataset, push_dataset
+from hub_cards.release import PushError, Release
 
 __all__ = [
     "DATASET_INFO",
@@ -56,7 +56,7 @@ __all__ = [
     "DatasetRef",
     "LoadedDataset",
     "PushError",
-    "PushResult",
+    "Release",
     "build_dataset",
     "content_hash",
     "diff_datasets",

@@ -25,10 +25,6 @@ STATISTICS_PLOT = "assets/label_statistics.png"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class PushError(OSError):
-    """A push failed on the way to the Hub; the message says what the remote holds now."""
-
-
 @contextmanager
 def _quiet_datasets() -> Iterator[None]:
     """No per-file progress bars from `datasets` for these small, quick conversions."""

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from fslabels.dataset.format import (
     DATASET_INFO,
     REPO_ID,
     DatasetRef,
-    PushError,
     check_replaceable,
     content_hash,
     download,
@@ -27,29 +25,7 @@ from fslabels.dataset.format import (
     utc_now,
 )
 from fslabels.dataset.guard import check_public_rows
-
-# --- publishing ------------------------------------------------------------------------------
-
-
-@dataclass
-class PushResult:
-    """What `push_dataset` did.
-
-    Attributes:
-        repo_id: the dataset repo.
-        tag: the version tag the content is under (the existing one when ``unchanged``).
-        commit: the commit of that version.
-        unchanged: True when the repo already held identical content (nothing was uploaded).
-        url: the repo's URL.
-        files: the files of the version's commit (empty when unchanged).
-    """
-
-    repo_id: str
-    tag: str
-    commit: str
-    unchanged: bool
-    url: str
-    files: list[str] = field(default_factory=list)
+from hub_cards.release import Release
 
 
 def _remote_info(api: Any, repo_id: str, revision: str) -> dict[str, Any] | None:
@@ -71,8 +47,9 @@ def push_dataset(
     tag: str | None = None,
     private: bool = False,
     token: str | None = None,
-) -> PushResult:
-    """Publish a dataset directory as the next version of ``repo_id``: one commit, one tag.
+) -> Release:
+    """Publish a dataset directory as the next version of ``repo_id``: one commit, one tag,
+    through the one release path (`hub_cards.release.publish_release`).
 
     Args:
         directory: a label dataset directory (``framesel labels build``).
@@ -82,7 +59,8 @@ def push_dataset(
         token: Hub token (default: ``HF_TOKEN`` or the logged-in one).
 
     Returns:
-        A `PushResult` (``unchanged=True`` when the repo's head already holds this content).
+        A `hub_cards.release.Release` (``unchanged=True`` when the repo's head already holds this
+        content).
 
     Raises:
         SchemaError: invalid rows, listing every violation (nothing is uploaded).
@@ -91,17 +69,11 @@ def push_dataset(
         PushError: the upload failed (the message says the remote is unchanged) or the tag could
             not be created after the commit landed.
     """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub import HfApi
 
     from fsmodel.schema import check_caption_rows, check_label_rows
     from hub_cards import check_public
-    from hub_cards.release import (
-        create_release_tag,
-        next_version_tag,
-        refuse_existing_tag,
-        version_tags,
-    )
+    from hub_cards.release import publish_release, version_tags
 
     source = Path(directory).expanduser()
     if not source.is_dir():
@@ -113,139 +85,52 @@ def push_dataset(
     check_caption_rows(local.captions)
     check_public_rows(local.rows)
     digest = content_hash(local.rows, local.captions, local.run_config)
-    published = release_hash(source, local)
 
-    token = token or get_token()
-    if not token:
-        raise PermissionError(
-            "no Hugging Face token: log in with `hf auth login` or set HF_TOKEN (a write token)"
-        )
-    api = HfApi(token=token)
-    try:
-        repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    except HfHubHTTPError as err:
-        status = getattr(err.response, "status_code", None)
-        if status in (401, 403):
-            raise PermissionError(f"cannot write to dataset repo {repo_id}: {err}") from err
-        raise PushError(
-            f"cannot create dataset repo {repo_id} (nothing was pushed): {err}"
-        ) from err
-    repo_id = repo_url.repo_id
-    refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    head = next(b.target_commit for b in refs.branches if b.name == "main")
-    versions = version_tags(api, repo_id, "dataset")
-    remote = _remote_info(api, repo_id, head)
-
-    if remote is not None and remote.get("release_hash") == published:
-        tagged = [name for name, commit in versions.items() if commit == head]
-        if tagged:
-            return PushResult(repo_id, tagged[-1], head, True, str(repo_url))
-    if (
-        remote is not None
-        and remote.get("release_hash") == published
-        and _is_release(api, repo_id, head)
-    ):
-        # A previous push landed its commit but not its tag: finish it.
-        tag = tag or next_version_tag(api, repo_id, "dataset")
-        refuse_existing_tag(api, repo_id, tag, "dataset")
-        create_release_tag(api, repo_id, tag, head, "dataset")
-        return PushResult(repo_id, tag, head, False, str(repo_url))
-
-    tag = tag or next_version_tag(api, repo_id, "dataset")
-    refuse_existing_tag(api, repo_id, tag, "dataset")
-    date = utc_now()
-    info = dict(local.info)
-    history = [e for e in (remote or {}).get("history") or [] if e.get("version") in versions]
-    info["history"] = [
-        *history,
-        {
-            "version": tag,
-            "date": date,
-            "samples": len(local.rows),
-            "content_hash": digest,
-            "note": info.get("note") or "",
-        },
-    ]
-    info["repo_id"] = repo_id
-    info["content_hash"] = digest
-    info["release_hash"] = published
-    with tempfile.TemporaryDirectory(prefix="framesel-push-") as staging:
-        stage = Path(staging)
+    def stage(out: Path, tag: str | None) -> None:
+        # The card and the info file carry the version history of the repo as it is now.
+        api = HfApi(token=token)
+        versions = version_tags(api, repo_id, "dataset")
+        remote = _remote_info(api, repo_id, "main") if versions else None
+        info = dict(local.info)
+        history = [e for e in (remote or {}).get("history") or [] if e.get("version") in versions]
+        info["history"] = [
+            *history,
+            {
+                "version": tag,
+                "date": utc_now(),
+                "samples": len(local.rows),
+                "content_hash": digest,
+                "note": info.get("note") or "",
+            },
+        ]
+        info["repo_id"] = repo_id
+        info["content_hash"] = digest
+        info["release_hash"] = published
         for path in source.rglob("*"):
             relative = path.relative_to(source)
             if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-                (stage / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, stage / relative)
-        info_text = json.dumps(info, indent=2, sort_keys=True) + "\n"
-        (stage / DATASET_INFO).write_text(info_text, encoding="utf-8")
-        card = render_card(info, stage, repo_id, version=tag)
-        (stage / "README.md").write_text(card, encoding="utf-8")
-        files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
-        for name in files:
-            if name.endswith((".md", ".json", ".yaml")):
-                check_public((stage / name).read_text(encoding="utf-8"), (str(source.resolve()),))
-        existing = api.list_repo_files(repo_id, repo_type="dataset", revision=head)
-        operations: list[Any] = [
-            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(stage / name))
-            for name in files
-        ]
-        operations += [
-            CommitOperationDelete(path_in_repo=name)
-            for name in existing
-            if name not in files and name != ".gitattributes"
-        ]
-        try:
-            commit = api.create_commit(
-                repo_id,
-                operations,
-                commit_message=f"Release {tag}",
-                commit_description=info.get("note") or None,
-                repo_type="dataset",
-                parent_commit=head,
-            )
-        except HfHubHTTPError as err:
-            if getattr(err.response, "status_code", None) in (401, 403):
-                raise PermissionError(
-                    f"cannot write to dataset repo {repo_id} (nothing was pushed): {err}"
-                ) from err
-            raise PushError(_failed_commit_message(api, repo_id, tag, head, err)) from err
-        except Exception as err:  # the transport's own errors (dropped connections)
-            raise PushError(_failed_commit_message(api, repo_id, tag, head, err)) from err
-    try:
-        create_release_tag(api, repo_id, tag, commit.oid, "dataset")
-    except HfHubHTTPError as err:
-        raise PushError(
-            f"{repo_id}: commit {commit.oid[:12]} landed but tagging it {tag} failed ({err}); "
-            "push the same directory again to tag it"
-        ) from err
-    return PushResult(repo_id, tag, commit.oid, False, str(repo_url), files)
-
-
-def _is_release(api: Any, repo_id: str, commit: str) -> bool:
-    """True when ``commit`` was made by a framesel push ("Release vN"), not by hand."""
-    commits = api.list_repo_commits(repo_id, repo_type="dataset", revision=commit)
-    return bool(commits) and commits[0].title.startswith("Release ")
-
-
-def _failed_commit_message(api: Any, repo_id: str, tag: str, parent: str, err: Exception) -> str:
-    """Say what the remote holds after a failed commit: the answer may be lost after the server
-    made the commit, so look at the head instead of assuming."""
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
-        head = next(b.target_commit for b in refs.branches if b.name == "main")
-    except Exception:
-        return (
-            f"pushing {tag} to {repo_id} failed ({type(err).__name__}: {err}) and the repo "
-            "cannot be read now; push the same directory again when the Hub is reachable"
+                (out / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out / relative)
+        (out / DATASET_INFO).write_text(
+            json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-    if head == parent:
-        return (
-            f"pushing {tag} to {repo_id} failed; no commit was made, the remote is unchanged "
-            f"({type(err).__name__}: {err})"
+        (out / "README.md").write_text(
+            render_card(info, out, repo_id, version=tag), encoding="utf-8"
         )
-    return (
-        f"pushing {tag} to {repo_id}: the answer was lost ({type(err).__name__}: {err}) but the "
-        f"head moved to {head[:12]}; push the same directory again to tag it"
+        for path in out.rglob("*"):
+            if path.is_file() and path.suffix in (".md", ".json", ".yaml"):
+                check_public(path.read_text(encoding="utf-8"), (str(source.resolve()),))
+
+    published = release_hash(source, local)
+    return publish_release(
+        repo_id,
+        "dataset",
+        stage,
+        published,
+        tag=tag,
+        private=private,
+        token=token,
+        commit_description=local.info.get("note") or None,
     )
 
 

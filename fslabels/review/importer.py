@@ -81,7 +81,7 @@ class ImportResult:
         reviewed: sample_ids whose review was imported now.
         unreviewed_tasks: tasks of the project still without a finished annotation.
         report: agreement of the pseudo-labels with this import's reviews.
-        push: the `fslabels.dataset.PushResult` when pushed to a repo.
+        push: the `hub_cards.release.Release` when pushed to a repo.
         version: the dataset version the reviews were applied to.
     """
 

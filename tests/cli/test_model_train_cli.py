@@ -124,6 +124,10 @@ def test_push_tags_a_release_and_refuses_the_tag_twice(trained, hub, capsys):
     assert hub.refs("tester/cli-selector")["tags"].keys() == {"v1"}
     assert main(args) == 1
     assert "already has a tag 'v1'" in " ".join(capsys.readouterr().err.split())
+    untagged = args[:-2]
+    assert main(untagged) == 0 and "Pushed tester/cli-selector" in capsys.readouterr().out
+    assert main(untagged) == 0
+    assert "already holds this selector (commit" in " ".join(capsys.readouterr().out.split())
 
 
 def test_model_help_lists_the_commands_without_importing_torch():

@@ -162,3 +162,34 @@ def test_the_working_directory_counts_only_as_a_whole_path(monkeypatch):
     check_public("load_dataset('acme/data-labels')")
     with pytest.raises(CardError, match="'/data'"):
         check_public("videos under /data/videos")
+
+
+def test_selector_pushes_take_the_dataset_release_path(trained, hub):
+    """Identical content is a no-op, a push whose tag step failed is finished by pushing again,
+    a commit that does not land leaves the remote unchanged, and someone else's repo is a
+    PermissionError (`hub_cards.release.publish_release`, shared with label datasets)."""
+    from fsmodel.hub import PushError
+
+    repo = "tester/selector-release-path"
+    first = push_selector(trained.final_dir, repo)
+    again = push_selector(trained.final_dir, repo)
+    assert (again.unchanged, again.commit, again.tag) == (True, first.commit, None)
+    assert first.files and again.files == []
+
+    hub.fail_next(f"/api/models/{repo}/commit/", status="disconnect")
+    with pytest.raises(PushError, match="no commit was made, the remote is unchanged"):
+        push_selector(trained.final_dir, repo, tag="v1")
+    assert hub.head(repo) == first.commit and hub.refs(repo)["tags"] == {}
+
+    hub.fail_next(f"/api/models/{repo}/tag/", status=403)
+    with pytest.raises(PushError, match="push the same model directory again"):
+        push_selector(trained.final_dir, repo, tag="v1")
+    landed = hub.head(repo)
+    assert landed != first.commit and hub.refs(repo)["tags"] == {}
+    finished = push_selector(trained.final_dir, repo, tag="v1")
+    assert (finished.tag, finished.commit, finished.unchanged) == ("v1", landed, False)
+    assert hub.refs(repo)["tags"] == {"v1": landed} and hub.head(repo) == landed
+
+    hub.create_repo("someone-else/selector", "model")
+    with pytest.raises(PermissionError, match="cannot write to model repo someone-else/selector"):
+        push_selector(trained.final_dir, "someone-else/selector")
