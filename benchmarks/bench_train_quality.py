@@ -167,7 +167,7 @@ def main() -> int:
     from fsmodel.tiny import build_all
     from fsmodel.training import FeatureCache, FrameSource, TrainConfig, train_selector
     from fsmodel.training.data import load_samples
-    from fsmodel.training.evaluate import EVAL_STRATEGIES, evaluate_selector
+    from fsmodel.training.evaluate import EVAL_RULES, evaluate_selector
     from fsmodel.training.synthetic_data import build_scratch_selector, write_event_dataset
 
     torch.set_num_threads(1)
@@ -282,15 +282,15 @@ def main() -> int:
         rows = f"{len(report.results)} questions on " if len(report.results) != videos else ""
         print(f"\nheld-out set {name!r} ({rows}{videos} videos)")
         print(f"  {'strategy':<9} {'recall@8':>9} {'coverage@8':>11}")
-        for strategy in EVAL_STRATEGIES:
+        for strategy in EVAL_RULES:
             print(f"  {strategy:<9} {report.mean('recall', strategy):>9.3f} "
                   f"{report.mean('coverage', strategy):>11.3f}")  # fmt: skip
     print(f"\nheld-out set 'spread' by budget: coverage@k (recall@k), n = {N}")
-    print(f"  {'k':>3} {'delta':>5} " + " ".join(f"{s:>15}" for s in EVAL_STRATEGIES))
+    print(f"  {'k':>3} {'delta':>5} " + " ".join(f"{s:>15}" for s in EVAL_RULES))
     for k, report in spread_by_k.items():
         cells = " ".join(
             f"{report.mean('coverage', s):>7.3f} ({report.mean('recall', s):.3f})"
-            for s in EVAL_STRATEGIES
+            for s in EVAL_RULES
         )
         print(f"  {k:>3} {N // (4 * k):>5} {cells}")
     occ = reports["occurrences"]
@@ -300,7 +300,7 @@ def main() -> int:
         print(f"\nquestion check on 'occurrences': picks for one question, recall@{K} against "
               f"another asked kind in the same video ({len(swapped)} pairs)")  # fmt: skip
         print(f"  {'strategy':<9} {'matched':>8} {'swapped':>8}")
-        for strategy in EVAL_STRATEGIES:
+        for strategy in EVAL_RULES:
             print(f"  {strategy:<9} {occ.mean('recall', strategy):>8.3f} "
                   f"{np.mean([r.recall[strategy] for r in swapped]):>8.3f}")  # fmt: skip
     checks = [

@@ -277,7 +277,7 @@ def evaluate(
     from cli.console import stdout
     from fsmodel.training.config import CacheConfig
     from fsmodel.training.data import FeatureCache, FrameSource, load_samples
-    from fsmodel.training.evaluate import EVAL_STRATEGIES, evaluate_selector, plot_examples
+    from fsmodel.training.evaluate import EVAL_RULES, evaluate_selector, plot_examples
 
     _quiet_hub_bars()
     selector = AutoModel.from_pretrained(model, revision=model_revision).eval()
@@ -298,7 +298,7 @@ def evaluate(
                   caption=f"{len(samples)} questions, k={k}, relevant = label ≥ {threshold}")  # fmt: skip
     for col in ("strategy", f"recall@{k}", f"coverage@{k}"):
         table.add_column(col, justify="right")
-    for strategy in EVAL_STRATEGIES:
+    for strategy in EVAL_RULES:
         recall = summary[f"recall@{k}"][strategy]
         coverage = summary[f"coverage@{k}"][strategy]
         table.add_row(strategy, _fmt_metric(recall), _fmt_metric(coverage))

@@ -41,7 +41,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_frame_selector import FrameSelectorConfig
-from .selection import get_strategy, select
+from .selection import get_rule, select
 
 logger = logging.getLogger(__name__)
 
@@ -807,7 +807,7 @@ def _check_k(k: int) -> None:
 
 
 def _check_strategy(strategy: str) -> None:
-    get_strategy(strategy)  # an unknown name lists the known ones
+    get_rule(strategy)  # an unknown name lists the known ones
 
 
 def _check_question(question: Any) -> None:

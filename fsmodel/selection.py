@@ -21,29 +21,32 @@ from collections.abc import Callable
 
 import numpy as np
 
-Strategy = Callable[[np.ndarray, int], np.ndarray]
-STRATEGIES: dict[str, Strategy] = {}
+# A selection rule (what the public API calls a strategy: ``select(..., strategy="nms")``).
+# Evaluation's strategies (`fslabels.evaluation.strategies`) are ``scorer:rule`` pairs.
+Rule = Callable[[np.ndarray, int], np.ndarray]
+RULES: dict[str, Rule] = {}
 
 
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
+def register_rule(name: str) -> Callable[[Rule], Rule]:
     """Decorator: make a selection function available to `select` under ``name``."""
 
-    def wrap(fn: Strategy) -> Strategy:
-        if name in STRATEGIES:
+    def wrap(fn: Rule) -> Rule:
+        if name in RULES:
             raise ValueError(f"selection strategy {name!r} is already registered")
-        STRATEGIES[name] = fn
+        RULES[name] = fn
         return fn
 
     return wrap
 
 
-def get_strategy(name: str) -> Strategy:
-    """The strategy registered as ``name``; an unknown name lists the known ones."""
+def get_rule(name: str) -> Rule:
+    """The rule registered as ``name``; an unknown name lists the known ones (worded for the
+    public ``strategy=`` keyword)."""
     try:
-        return STRATEGIES[name]
+        return RULES[name]
     except KeyError:
         raise ValueError(
-            f"unknown selection strategy {name!r}; known strategies: {sorted(STRATEGIES)}"
+            f"unknown selection strategy {name!r}; known strategies: {sorted(RULES)}"
         ) from None
 
 
@@ -73,7 +76,7 @@ def suppression_radius(n: int, k: int) -> int:
     return n // (4 * k)
 
 
-@register_strategy("nms")
+@register_rule("nms")
 def greedy_nms(scores: np.ndarray, k: int) -> np.ndarray:
     """Greedy NMS (Hu et al., 2025): take the best remaining candidate, suppress every candidate
     within δ = floor(n / (4k)) of it, repeat until k are chosen; if suppression leaves fewer than
@@ -107,14 +110,14 @@ def greedy_nms(scores: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-@register_strategy("topk")
+@register_rule("topk")
 def topk(scores: np.ndarray, k: int) -> np.ndarray:
     """The k highest-scoring candidates (no suppression), ascending."""
     scores = _check(scores, k)
     return np.sort(_ranking(scores)[:k]).astype(np.int64)
 
 
-@register_strategy("uniform")
+@register_rule("uniform")
 def uniform(scores: np.ndarray, k: int) -> np.ndarray:
     """k candidates evenly spread over the n (segment midpoints); the scores are ignored."""
     n = _check(scores, k).size
@@ -183,22 +186,22 @@ def _nearest_free(taken: np.ndarray, target: int) -> int:
     raise AssertionError("no free candidate left (k > n is rejected earlier)")
 
 
-register_strategy("inverse_transform")(inverse_transform)
+register_rule("inverse_transform")(inverse_transform)
 
 
 def select(scores: np.ndarray, k: int, strategy: str = "nms") -> np.ndarray:
     """Choose ``k`` candidates from ``scores`` with a registered strategy (``nms``, ``topk``,
     ``uniform``, ``inverse_transform``). Returns ascending candidate positions."""
-    return get_strategy(strategy)(scores, k)
+    return get_rule(strategy)(scores, k)
 
 
 __all__ = [
     "DEFAULT_ALPHA",
-    "STRATEGIES",
-    "get_strategy",
+    "RULES",
+    "get_rule",
     "greedy_nms",
     "inverse_transform",
-    "register_strategy",
+    "register_rule",
     "select",
     "suppression_radius",
     "topk",

@@ -99,12 +99,12 @@ def parse_strategy(spec: str) -> tuple[str | None, str]:
         raise ValueError(
             f"unknown strategy {spec!r}: no scorer {scorer!r}; strategies are 'uniform' or "
             f"'<scorer>:<rule>' with scorers {sorted(SCORERS)} and rules "
-            f"{sorted(r for r in _rules().STRATEGIES if r != UNIFORM)}"
+            f"{sorted(r for r in _rules().RULES if r != UNIFORM)}"
         )
-    if rule not in _rules().STRATEGIES:
+    if rule not in _rules().RULES:
         raise ValueError(
             f"unknown strategy {spec!r}: no selection rule {rule!r}; known rules: "
-            f"{sorted(_rules().STRATEGIES)}"
+            f"{sorted(_rules().RULES)}"
         )
     if rule == UNIFORM:
         raise ValueError(f"strategy {spec!r}: the uniform rule ignores scores; use 'uniform'")
@@ -115,7 +115,7 @@ def known_strategies() -> list[str]:
     """Every ``scorer:rule`` combination (and ``uniform``)."""
     names = [UNIFORM]
     for scorer in sorted(SCORERS):
-        names += [f"{scorer}:{rule}" for rule in sorted(_rules().STRATEGIES) if rule != UNIFORM]
+        names += [f"{scorer}:{rule}" for rule in sorted(_rules().RULES) if rule != UNIFORM]
     return names
 
 
@@ -123,7 +123,7 @@ def _rule_options(rule: str, options: Mapping[str, Any] | None) -> dict[str, Any
     options = dict(options or {})
     if not options:
         return {}
-    params = list(inspect.signature(_rules().get_strategy(rule)).parameters)[2:]
+    params = list(inspect.signature(_rules().get_rule(rule)).parameters)[2:]
     unknown = [k for k in options if k not in params]
     if unknown:
         raise ValueError(
@@ -222,7 +222,7 @@ class Strategy:
             if scores.shape != (n,):
                 raise ValueError(f"the score curve has shape {scores.shape}, expected ({n},)")
         start = time.perf_counter()
-        positions = _rules().get_strategy(self.rule)(scores, k, **self.rule_options)
+        positions = _rules().get_rule(self.rule)(scores, k, **self.rule_options)
         return positions, time.perf_counter() - start
 
     def select(

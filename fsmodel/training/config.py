@@ -39,7 +39,7 @@ __all__ = [
     "CheckpointConfig",
     "ConfigError",
     "DataConfig",
-    "EvalConfig",
+    "HeldOutConfig",
     "LoraSettings",
     "OptimConfig",
     "TrainConfig",
@@ -264,8 +264,10 @@ class CacheConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Metrics: recall@k of the selector's picks against the labels' relevant frames.
+class HeldOutConfig:
+    """Held-out metrics during training (the ``eval`` section): recall@k of the selector's picks
+    against the labels' relevant frames. (Downstream QA evaluation is another thing:
+    `fslabels.evaluation.config.EvalConfig`.)
 
     Attributes:
         k: frames chosen per question.
@@ -350,7 +352,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     cache: CacheConfig = field(default_factory=CacheConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: HeldOutConfig = field(default_factory=HeldOutConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def __post_init__(self) -> None:
@@ -443,7 +445,7 @@ _SECTIONS: dict[str, type] = {
     "optim": OptimConfig,
     "lora": LoraSettings,
     "cache": CacheConfig,
-    "eval": EvalConfig,
+    "eval": HeldOutConfig,
     "checkpoint": CheckpointConfig,
 }
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from fsmodel.training.data import FrameSource, LabelSample
 
 __all__ = [
-    "EVAL_STRATEGIES",
+    "EVAL_RULES",
     "EvalReport",
     "SampleResult",
     "coverage_at_k",
@@ -45,7 +45,7 @@ __all__ = [
     "score_samples",
 ]
 
-EVAL_STRATEGIES = ("nms", "topk", "uniform")
+EVAL_RULES = ("nms", "topk", "uniform")
 METRICS = ("recall", "coverage")
 
 
@@ -112,7 +112,7 @@ class EvalReport:
     def summary(self) -> dict[str, Any]:
         """JSON-ready means: ``{"recall@8": {"nms": ..}, "coverage@8": {..}, "samples": N}``."""
         out: dict[str, Any] = {
-            f"{metric}@{self.k}": {s: _round(self.mean(metric, s)) for s in EVAL_STRATEGIES}
+            f"{metric}@{self.k}": {s: _round(self.mean(metric, s)) for s in EVAL_RULES}
             for metric in METRICS
         }
         out["samples"] = len(self.results)
@@ -137,7 +137,7 @@ def score_samples(
     results = []
     for sample_id, row, label in zip(sample_ids, scores, labels, strict=True):
         relevant = relevant_positions(label, threshold)
-        picks = {s: select(row, k, s) for s in EVAL_STRATEGIES}
+        picks = {s: select(row, k, s) for s in EVAL_RULES}
         results.append(
             SampleResult(
                 sample_id=sample_id,

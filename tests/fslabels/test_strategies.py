@@ -28,7 +28,7 @@ from fslabels.evaluation.strategies import (
     parse_strategy,
     uniform_selection,
 )
-from fsmodel.selection import get_strategy, inverse_transform, select, uniform
+from fsmodel.selection import get_rule, inverse_transform, select, uniform
 from fsmodel.synthetic import Event, read_frame_index, write_video
 from fsmodel.tiny import build_tiny_similarity
 from fsmodel.video import sample_candidates
@@ -318,7 +318,7 @@ def test_scorer_fingerprints_leave_out_device_and_batching(similarity_model, tin
     )
     assert sharper.fingerprint()["rule_options"] == {"alpha": 3.0}
     assert json.dumps(sharper.fingerprint())  # JSON-able: it keys the eval store
-    assert get_strategy("inverse_transform") is inverse_transform
+    assert get_rule("inverse_transform") is inverse_transform
 
 
 # --- what a model id or directory loads (cache keys) --------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsmodel import selection
-from fsmodel.selection import STRATEGIES, greedy_nms, select, suppression_radius, topk, uniform
+from fsmodel.selection import RULES, greedy_nms, select, suppression_radius, topk, uniform
 
 SETTINGS = settings(max_examples=150, deadline=None)
 
@@ -46,7 +46,7 @@ def _check_contract(picks: np.ndarray, n: int, k: int) -> None:
     assert picks.min() >= 0 and picks.max() < n
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", sorted(RULES))
 @SETTINGS
 @given(case=scores_and_k())
 def test_every_strategy_returns_k_distinct_ascending_positions(name, case):
@@ -166,12 +166,12 @@ def test_unknown_strategy_lists_the_known_ones():
         assert name in str(err.value)
 
 
-def test_register_strategy_rejects_duplicates():
+def test_register_rule_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        selection.register_strategy("nms")(lambda scores, k: scores)
+        selection.register_rule("nms")(lambda scores, k: scores)
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", sorted(RULES))
 @pytest.mark.parametrize(
     ("scores", "k", "match"),
     [
