@@ -79,6 +79,39 @@ def _check_bool(section: str, name: str, value: Any) -> None:
         raise ValueError(f"{section}{name} must be true or false, got {value!r}")
 
 
+_S = TypeVar("_S")
+
+# The marker of a stage config field that is not part of the stage's fingerprint: how the work is
+# done (batching, where the backend runs) rather than what comes out, or a value that reaches the
+# fingerprint another way (the backend's own fingerprint, the prompt hash).
+NOT_FINGERPRINTED = {"fingerprint": False}
+
+
+def fingerprinted_fields(config: Any) -> tuple[str, ...]:
+    """The names of a stage config's fields that key its fingerprint (all but the marked ones)."""
+    return tuple(f.name for f in dataclasses.fields(config) if f.metadata.get("fingerprint", True))
+
+
+def stage_settings(stage: str, labeler: Any) -> dict[str, Any]:
+    """What a labeler hashes into its stage's fingerprint (and cards show): the stage, its prompt
+    hash, the value in use of each fingerprinted field of its config, and its backend's
+    fingerprint. A new config field is part of the fingerprint unless it is marked."""
+    return {
+        "stage": stage,
+        "prompt_hash": labeler.prompt_hash,
+        **{name: getattr(labeler, name) for name in fingerprinted_fields(labeler.config)},
+        "backend": labeler.backend.fingerprint(),
+    }
+
+
+def stage_config(cls: type[_S], config: _S | None, settings: Mapping[str, Any]) -> _S:
+    """A labeler's stage config: ``config`` (default: ``cls()``) with ``settings`` replaced."""
+    base = cls() if config is None else config
+    if not isinstance(base, cls):
+        raise TypeError(f"expected a {cls.__name__}, got {type(base).__name__}")
+    return dataclasses.replace(base, **settings) if settings else base
+
+
 @dataclass
 class StageConfig:
     """What every model stage has: a backend from the registry, its model, and batching.
@@ -94,10 +127,10 @@ class StageConfig:
 
     section: ClassVar[str] = ""
 
-    backend: str = "transformers"
-    model: str = DEFAULT_MLLM
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 64
+    backend: str = field(default="transformers", metadata=NOT_FINGERPRINTED)
+    model: str = field(default=DEFAULT_MLLM, metadata=NOT_FINGERPRINTED)
+    backend_options: dict[str, Any] = field(default_factory=dict, metadata=NOT_FINGERPRINTED)
+    batch_size: int = field(default=64, metadata=NOT_FINGERPRINTED)
 
     def __post_init__(self) -> None:
         where = f"{self.section}."
@@ -158,7 +191,7 @@ class SpatialStageConfig(StageConfig):
 
     section: ClassVar[str] = "spatial"
 
-    batch_size: int = 256
+    batch_size: int = field(default=256, metadata=NOT_FINGERPRINTED)
     cot: bool = True
     max_new_tokens: int = 128
     top_logprobs: int = 20
@@ -186,8 +219,8 @@ class CaptionStageConfig(StageConfig):
 
     section: ClassVar[str] = "captions"
 
-    batch_size: int = 128
-    prompt: str | None = None
+    batch_size: int = field(default=128, metadata=NOT_FINGERPRINTED)
+    prompt: str | None = field(default=None, metadata=NOT_FINGERPRINTED)  # in the prompt hash
     max_new_tokens: int = 48
     temperature: float = 0.0
 
@@ -214,9 +247,9 @@ class TemporalStageConfig(StageConfig):
 
     section: ClassVar[str] = "temporal"
 
-    backend: str = "openai"
-    model: str = DEFAULT_TEXT_LLM
-    batch_size: int = 32
+    backend: str = field(default="openai", metadata=NOT_FINGERPRINTED)
+    model: str = field(default=DEFAULT_TEXT_LLM, metadata=NOT_FINGERPRINTED)
+    batch_size: int = field(default=32, metadata=NOT_FINGERPRINTED)
     max_new_tokens: int = 256
     temperature: float = 0.0
     max_attempts: int = 3

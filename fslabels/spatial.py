@@ -41,6 +41,7 @@ import numpy as np
 
 from fslabels._hashing import stable_hash
 from fslabels.backends import Backend, ChatRequest, ChatResponse
+from fslabels.config import SpatialStageConfig, stage_config, stage_settings
 
 __all__ = [
     "ANSWER_MARKER",
@@ -154,42 +155,35 @@ class SpatialLabeler:
     Args:
         backend: an image-text backend (transformers, vllm, or openai with a vision model that
             returns log-probabilities).
-        cot: explain, then answer (the paper); ``False``: answer directly with one token.
-        max_new_tokens: the explanation's budget (chain-of-thought mode).
-        top_logprobs: alternatives per generated token in the first pass. OpenAI and vLLM cap it
-            at 20; the transformers backend allows up to the vocabulary.
-        force_top_logprobs: alternatives for the forced answer token.
-        temperature: 0 (greedy) by default.
+        config: the stage's settings (`fslabels.config.SpatialStageConfig`: ``cot`` — explain,
+            then answer, the paper's way, or answer directly with one token; the explanation's
+            ``max_new_tokens``; ``top_logprobs`` alternatives per generated token, which OpenAI
+            and vLLM cap at 20 while transformers allows the vocabulary;
+            ``force_top_logprobs`` for the forced answer token; ``temperature``). Its backend
+            fields are not used: the backend is given.
         instruction: replaces `COT_INSTRUCTION` / `DIRECT_INSTRUCTION`.
+        **settings: fields of the config to replace (``cot=False``).
 
     Raises:
-        ValueError: on out-of-range arguments.
+        ValueError: on out-of-range settings.
     """
 
     def __init__(
         self,
         backend: Backend,
-        cot: bool = True,
-        max_new_tokens: int = 128,
-        top_logprobs: int = 20,
-        force_top_logprobs: int = 20,
-        temperature: float = 0.0,
+        config: SpatialStageConfig | None = None,
+        *,
         instruction: str | None = None,
+        **settings: Any,
     ) -> None:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if top_logprobs < 1 or force_top_logprobs < 1:
-            raise ValueError(
-                "top_logprobs and force_top_logprobs must be >= 1 (the score is read from them), "
-                f"got {top_logprobs} and {force_top_logprobs}"
-            )
+        self.config = stage_config(SpatialStageConfig, config, settings)
         self.backend = backend
-        self.cot = cot
-        self.max_new_tokens = max_new_tokens if cot else 1
-        self.top_logprobs = top_logprobs
-        self.force_top_logprobs = force_top_logprobs
-        self.temperature = temperature
-        self.instruction = instruction or (COT_INSTRUCTION if cot else DIRECT_INSTRUCTION)
+        self.cot = self.config.cot
+        self.max_new_tokens = self.config.max_new_tokens if self.cot else 1
+        self.top_logprobs = self.config.top_logprobs
+        self.force_top_logprobs = self.config.force_top_logprobs
+        self.temperature = self.config.temperature
+        self.instruction = instruction or (COT_INSTRUCTION if self.cot else DIRECT_INSTRUCTION)
 
     # --- cache keys -------------------------------------------------------------------------
 
@@ -210,16 +204,7 @@ class SpatialLabeler:
 
     def settings(self) -> dict[str, Any]:
         """Everything about this labeler that changes its outputs (for cards and cache keys)."""
-        return {
-            "stage": "spatial",
-            "prompt_hash": self.prompt_hash,
-            "cot": self.cot,
-            "max_new_tokens": self.max_new_tokens,
-            "top_logprobs": self.top_logprobs,
-            "force_top_logprobs": self.force_top_logprobs,
-            "temperature": self.temperature,
-            "backend": self.backend.fingerprint(),
-        }
+        return stage_settings("spatial", self)
 
     def fingerprint(self) -> str:
         """Hash of `settings`: the cache key part that says how a frame was judged."""

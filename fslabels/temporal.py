@@ -35,6 +35,7 @@ import numpy as np
 
 from fslabels._hashing import stable_hash
 from fslabels.backends import Backend, ChatRequest, ChatResponse
+from fslabels.config import CaptionStageConfig, TemporalStageConfig, stage_config, stage_settings
 from fslabels.spatial import FrameFailure, format_question
 
 __all__ = [
@@ -129,22 +130,20 @@ class Captioner:
 
     Args:
         backend: an image-text backend.
-        prompt: the instruction shown with each frame.
-        max_new_tokens: caption budget.
-        temperature: 0 (greedy) by default.
+        config: the stage's settings (`fslabels.config.CaptionStageConfig`: the ``prompt`` shown
+            with each frame, default `CAPTION_PROMPT`; ``max_new_tokens``; ``temperature``). Its
+            backend fields are not used: the backend is given.
+        **settings: fields of the config to replace (``max_new_tokens=6``).
     """
 
     def __init__(
-        self,
-        backend: Backend,
-        prompt: str = CAPTION_PROMPT,
-        max_new_tokens: int = 48,
-        temperature: float = 0.0,
+        self, backend: Backend, config: CaptionStageConfig | None = None, **settings: Any
     ) -> None:
+        self.config = stage_config(CaptionStageConfig, config, settings)
         self.backend = backend
-        self.prompt = prompt
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
+        self.prompt = self.config.prompt or CAPTION_PROMPT
+        self.max_new_tokens = self.config.max_new_tokens
+        self.temperature = self.config.temperature
 
     @property
     def prompts(self) -> dict[str, Any]:
@@ -156,13 +155,7 @@ class Captioner:
         return stable_hash(self.prompts)
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "stage": "captions",
-            "prompt_hash": self.prompt_hash,
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "backend": self.backend.fingerprint(),
-        }
+        return stage_settings("captions", self)
 
     def fingerprint(self) -> str:
         return stable_hash(self.settings())
@@ -444,28 +437,24 @@ class TemporalLabeler:
 
     Args:
         backend: a text backend (an image-text model works too).
-        max_new_tokens: reply budget.
-        temperature: 0 (greedy) by default.
-        max_attempts: requests per question at most (1 = no retry).
-        structured_output: ask for `FRAMES_SCHEMA`; ``None``: when the backend supports it.
+        config: the stage's settings (`fslabels.config.TemporalStageConfig`: ``max_new_tokens``;
+            ``temperature``; ``max_attempts``, requests per question at most, 1 = no retry;
+            ``structured_output``, ask for `FRAMES_SCHEMA`, ``None``: when the backend supports
+            it). Its backend fields are not used: the backend is given.
+        **settings: fields of the config to replace (``max_attempts=2``).
     """
 
     def __init__(
-        self,
-        backend: Backend,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        max_attempts: int = 3,
-        structured_output: bool | None = None,
+        self, backend: Backend, config: TemporalStageConfig | None = None, **settings: Any
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.config = stage_config(TemporalStageConfig, config, settings)
         self.backend = backend
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.max_attempts = max_attempts
+        self.max_new_tokens = self.config.max_new_tokens
+        self.temperature = self.config.temperature
+        self.max_attempts = self.config.max_attempts
+        structured = self.config.structured_output
         self.structured_output = (
-            backend.supports_response_format if structured_output is None else structured_output
+            backend.supports_response_format if structured is None else structured
         )
 
     @property
@@ -486,15 +475,7 @@ class TemporalLabeler:
         return stable_hash(self.prompts)
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "stage": "temporal",
-            "prompt_hash": self.prompt_hash,
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "max_attempts": self.max_attempts,
-            "structured_output": self.structured_output,
-            "backend": self.backend.fingerprint(),
-        }
+        return stage_settings("temporal", self)
 
     def fingerprint(self) -> str:
         return stable_hash(self.settings())

@@ -12,11 +12,7 @@ from fslabels._hashing import stable_hash
 from fslabels.backends import Backend, get_backend
 from fslabels.config import LabelRunConfig, StageConfig
 from fslabels.spatial import SpatialLabeler
-from fslabels.temporal import (
-    CAPTION_PROMPT,
-    Captioner,
-    TemporalLabeler,
-)
+from fslabels.temporal import Captioner, TemporalLabeler
 
 # Versions the fill rule above: a change of rule keys new fused rows.
 FUSION_RULE = "fill-failed-with-zeros/v1"
@@ -80,28 +76,9 @@ class LabelContext:
                 shared[key] = get_backend(spec.backend, model=spec.model, **options)
                 self._owned.append(shared[key])
             self.backends[stage] = shared[key]
-        s, c, t = config.spatial, config.captions, config.temporal
-        self.spatial = SpatialLabeler(
-            self.backends["spatial"],
-            cot=s.cot,
-            max_new_tokens=s.max_new_tokens,
-            top_logprobs=s.top_logprobs,
-            force_top_logprobs=s.force_top_logprobs,
-            temperature=s.temperature,
-        )
-        self.captioner = Captioner(
-            self.backends["captions"],
-            prompt=c.prompt or CAPTION_PROMPT,
-            max_new_tokens=c.max_new_tokens,
-            temperature=c.temperature,
-        )
-        self.temporal = TemporalLabeler(
-            self.backends["temporal"],
-            max_new_tokens=t.max_new_tokens,
-            temperature=t.temperature,
-            max_attempts=t.max_attempts,
-            structured_output=t.structured_output,
-        )
+        self.spatial = SpatialLabeler(self.backends["spatial"], config.spatial)
+        self.captioner = Captioner(self.backends["captions"], config.captions)
+        self.temporal = TemporalLabeler(self.backends["temporal"], config.temporal)
         self.fingerprints = self._fingerprints()
 
     def _fingerprints(self) -> Fingerprints:

@@ -313,3 +313,35 @@ def test_show_data_for_a_sample(tmp_path, inputs, config, backends):
     assert len(view.captions) == N and len(view.rationales) == N
     with pytest.raises(ValueError, match="is not in the run"):
         load_sample(tmp_path / "work", "zzzz")
+
+
+def test_labelers_take_their_stage_config_whole_and_hash_its_fields(vl_backend, text_backend):
+    """A stage config field keys the fingerprint unless it is marked NOT_FINGERPRINTED."""
+    from fslabels.config import (
+        CaptionStageConfig,
+        SpatialStageConfig,
+        TemporalStageConfig,
+        fingerprinted_fields,
+    )
+    from fslabels.spatial import SpatialLabeler
+    from fslabels.temporal import Captioner, TemporalLabeler
+
+    assert fingerprinted_fields(SpatialStageConfig()) == (
+        "cot", "max_new_tokens", "top_logprobs", "force_top_logprobs", "temperature",
+    )  # fmt: skip
+    assert fingerprinted_fields(CaptionStageConfig()) == ("max_new_tokens", "temperature")
+    assert fingerprinted_fields(TemporalStageConfig()) == (
+        "max_new_tokens", "temperature", "max_attempts", "structured_output",
+    )  # fmt: skip
+    config = SpatialStageConfig(cot=False, batch_size=3, backend_options={"batch_size": 1})
+    labeler = SpatialLabeler(vl_backend, config)
+    assert labeler.config is config and labeler.max_new_tokens == 1  # direct: one token
+    assert labeler.settings() == SpatialLabeler(vl_backend, cot=False).settings()
+    captioner = Captioner(vl_backend, CaptionStageConfig(prompt="Name the shapes."))
+    assert captioner.prompts == {"caption_prompt": "Name the shapes."}
+    assert set(captioner.settings()) == {"stage", "prompt_hash", "backend", "max_new_tokens",
+                                         "temperature"}  # fmt: skip
+    temporal = TemporalLabeler(text_backend, TemporalStageConfig(max_attempts=2), temperature=0.5)
+    assert (temporal.max_attempts, temporal.temperature) == (2, 0.5)
+    with pytest.raises(ValueError, match="temporal.max_attempts must be an integer >= 1"):
+        TemporalLabeler(text_backend, max_attempts=0)
