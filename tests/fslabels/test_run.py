@@ -343,5 +343,5 @@ def test_labelers_take_their_stage_config_whole_and_hash_its_fields(vl_backend, 
                                          "temperature"}  # fmt: skip
     temporal = TemporalLabeler(text_backend, TemporalStageConfig(max_attempts=2), temperature=0.5)
     assert (temporal.max_attempts, temporal.temperature) == (2, 0.5)
-    with pytest.raises(ValueError, match="temporal.max_attempts must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"temporal\.max_attempts must be an integer >= 1"):
         TemporalLabeler(text_backend, max_attempts=0)
