@@ -18,6 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = (
     "fsmodel.video",
     "fsmodel.schema",
+    "fsmodel.schema.columns",
+    "fsmodel.schema.validation",
+    "fsmodel.schema.io",
     "fsmodel.selection",
     "fsmodel.metrics",
     "fsmodel.synthetic",

@@ -1,137 +1,49 @@
-"""The label dataset contract, schema v1: column names, `datasets` features and validators.
-
-One row of the labels config is one (video, question) pair with ``n`` candidate frames::
-
-    sample_id      str          make_sample_id(video_id, question)
-    video_id       str
-    video          str          path relative to the video root, or a URL
-    question       str          non-empty
-    options        list[str]    may be empty (open-ended questions)
-    answer         str          may be empty
-    frame_indices  n × int64    decoded frame numbers, >= 0, non-decreasing
-    timestamps     n × float64  presentation times in seconds, >= 0, non-decreasing
-    spatial        n × float32  per-frame M-LLM relevance, in [0, 1]
-    temporal       n × float32  caption-based LLM selection, in [0, 1]
-    scores         n × float32  the fused label, in [0, 1]
-    label_meta     str          optional: a JSON object saying how the row was labelled (which
-                                sources were used, which failed and why); "{}" when absent
-    human          n × float32  optional: a reviewer's per-candidate labels in [0, 1] (1 = the
-                                reviewer marked the frame relevant); [] when not reviewed
-    review         str          optional: a JSON object of review metadata (reviewer, time,
-                                verdict, comment, project); "{}" when not reviewed
-
-The ``captions`` config holds one row per video: ``video_id``, ``frame_indices``, ``timestamps``
-and ``captions`` (n strings).
-
-Everything that writes or reads label datasets (fslabels, training, review) takes the column names
-from here, so a rename is one edit. ``datasets`` is imported inside the functions that need it:
-importing this module must stay cheap for projects that only load a selector.
-"""
+"""Validators of schema v1 rows: every broken rule of every row, named by its sample (see
+`fsmodel.schema`). numpy does the per-element work."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import datasets
+from fsmodel.schema.columns import (
+    ANSWER,
+    CAPTION_COLUMNS,
+    CAPTIONS,
+    FRAME_INDICES,
+    HUMAN,
+    LABEL_COLUMNS,
+    LABEL_META,
+    LABELS_SCHEMA_VERSION,
+    OPTIONAL_LABEL_COLUMNS,
+    OPTIONS,
+    QUESTION,
+    REVIEW,
+    SAMPLE_ID,
+    SCORES,
+    SPATIAL,
+    TEMPORAL,
+    TIMESTAMPS,
+    VIDEO,
+    VIDEO_ID,
+    make_sample_id,
+)
 
 __all__ = [
-    "ANSWER",
-    "CAPTIONS",
-    "CAPTIONS_CONFIG",
-    "CAPTION_COLUMNS",
-    "DATA_DIR",
-    "FRAME_INDICES",
-    "HUMAN",
-    "LABELS_CONFIG",
-    "LABELS_SCHEMA_VERSION",
-    "LABEL_COLUMNS",
-    "LABEL_META",
-    "OPTIONAL_LABEL_COLUMNS",
-    "OPTIONS",
-    "PER_CANDIDATE_COLUMNS",
-    "QUESTION",
-    "REVIEW",
-    "SAMPLE_ID",
-    "SCHEMA_VERSION_KEY",
-    "SCORES",
-    "SPATIAL",
-    "TEMPORAL",
-    "TIMESTAMPS",
-    "VIDEO",
-    "VIDEO_ID",
     "SchemaError",
     "SchemaViolation",
-    "caption_features",
-    "card_metadata",
     "check_caption_rows",
     "check_label_rows",
-    "label_features",
-    "load_label_dataset",
-    "make_sample_id",
-    "save_label_dataset",
     "validate_caption_row",
     "validate_caption_rows",
     "validate_label_row",
     "validate_label_rows",
 ]
-
-# Written into each dataset's metadata, like lerobot's CODEBASE_VERSION. It versions the *layout*
-# (columns, types, rules); the dataset's own releases are git tags (v1, v2, …) that move
-# independently: many label releases share one schema.
-LABELS_SCHEMA_VERSION = "v1"
-
-SAMPLE_ID = "sample_id"
-VIDEO_ID = "video_id"
-VIDEO = "video"
-QUESTION = "question"
-OPTIONS = "options"
-ANSWER = "answer"
-FRAME_INDICES = "frame_indices"
-TIMESTAMPS = "timestamps"
-SPATIAL = "spatial"
-TEMPORAL = "temporal"
-SCORES = "scores"
-LABEL_META = "label_meta"
-HUMAN = "human"
-REVIEW = "review"
-CAPTIONS = "captions"
-
-# The name of the second dataset config, one row per video.
-CAPTIONS_CONFIG = "captions"
-# The default config: one row per (video, question).
-LABELS_CONFIG = "labels"
-# On-disk layout of a label dataset (a local dir or a Hub dataset repo): one parquet folder per
-# config, declared in the card's YAML so `datasets.load_dataset(dir_or_repo, config)` finds it.
-DATA_DIR = "data"
-SCHEMA_VERSION_KEY = "framesel_labels_schema"
-
-LABEL_COLUMNS: tuple[str, ...] = (
-    SAMPLE_ID,
-    VIDEO_ID,
-    VIDEO,
-    QUESTION,
-    OPTIONS,
-    ANSWER,
-    FRAME_INDICES,
-    TIMESTAMPS,
-    SPATIAL,
-    TEMPORAL,
-    SCORES,
-)
-# Columns a row may leave out; written with a default when missing.
-# `human` and `review` are filled by Label Studio review (fslabels.review) on reviewed rows only.
-OPTIONAL_LABEL_COLUMNS: dict[str, Any] = {LABEL_META: "{}", HUMAN: [], REVIEW: "{}"}
-# Columns holding one value per candidate frame; they must all have the same length n.
-PER_CANDIDATE_COLUMNS: tuple[str, ...] = (FRAME_INDICES, TIMESTAMPS, SPATIAL, TEMPORAL, SCORES)
-CAPTION_COLUMNS: tuple[str, ...] = (VIDEO_ID, FRAME_INDICES, TIMESTAMPS, CAPTIONS)
 
 _UNIT_INTERVAL_COLUMNS = (SPATIAL, TEMPORAL, SCORES)
 # How many offending elements one message lists before it only gives the count.
@@ -142,102 +54,6 @@ _MISSING_SAMPLE_ID = "<missing sample_id>"
 _INVALID_SAMPLE_ID = "<invalid sample_id>"
 _MISSING_VIDEO_ID = "<missing video_id>"
 _INVALID_VIDEO_ID = "<invalid video_id>"
-
-
-def label_features() -> datasets.Features:
-    """The `datasets.Features` of the labels config, schema v1, in `LABEL_COLUMNS` order.
-
-    Timestamps are float64 although the scores are float32: presentation times of long videos
-    need the precision (float32 spacing is ~1 ms at 3 h and ~8 ms at 24 h, enough to make a
-    labelled timestamp differ from the same frame decoded again), and it costs 4 bytes per frame.
-    Scores are probabilities whose last float32 digit carries no information.
-
-    Returns:
-        Features with explicit types, so every writer produces the same Arrow schema.
-
-    Example:
-        >>> import datasets
-        >>> ds = datasets.Dataset.from_list(rows, features=label_features())  # doctest: +SKIP
-    """
-    import datasets
-
-    def per_candidate(dtype: str) -> datasets.List:
-        return datasets.List(datasets.Value(dtype))
-
-    return datasets.Features(
-        {
-            SAMPLE_ID: datasets.Value("string"),
-            VIDEO_ID: datasets.Value("string"),
-            VIDEO: datasets.Value("string"),
-            QUESTION: datasets.Value("string"),
-            OPTIONS: datasets.List(datasets.Value("string")),
-            ANSWER: datasets.Value("string"),
-            FRAME_INDICES: per_candidate("int64"),
-            TIMESTAMPS: per_candidate("float64"),
-            SPATIAL: per_candidate("float32"),
-            TEMPORAL: per_candidate("float32"),
-            SCORES: per_candidate("float32"),
-            LABEL_META: datasets.Value("string"),
-            HUMAN: per_candidate("float32"),
-            REVIEW: datasets.Value("string"),
-        }
-    )
-
-
-def caption_features() -> datasets.Features:
-    """The `datasets.Features` of the ``captions`` config (one row per video), in `CAPTION_COLUMNS` order.
-
-    Returns:
-        Features: ``video_id`` string, ``frame_indices`` int64 list, ``timestamps`` float64 list,
-        ``captions`` string list.
-
-    Example:
-        >>> list(caption_features())
-        ['video_id', 'frame_indices', 'timestamps', 'captions']
-    """
-    import datasets
-
-    return datasets.Features(
-        {
-            VIDEO_ID: datasets.Value("string"),
-            FRAME_INDICES: datasets.List(datasets.Value("int64")),
-            TIMESTAMPS: datasets.List(datasets.Value("float64")),
-            CAPTIONS: datasets.List(datasets.Value("string")),
-        }
-    )
-
-
-def make_sample_id(video_id: str, question: str) -> str:
-    """The stable id of a (video, question) pair: 16 hex chars of a SHA-256.
-
-    The hashed text is the JSON array ``[video_id, question]``; JSON quoting means no choice of
-    strings can make two different pairs encode alike (a plain separator could appear inside a
-    question). Strings are hashed exactly as given: no Unicode normalisation or stripping.
-    64 bits make a collision among 400K samples about a 1-in-10^8 event.
-
-    Args:
-        video_id: the video's id.
-        question: the question text.
-
-    Returns:
-        Lower-case hex string of length 16, identical across processes, machines and Python
-        versions (unlike `hash`).
-
-    Raises:
-        TypeError: if either argument is not a string.
-
-    Example:
-        >>> make_sample_id("vid-001", "What is the man holding?")
-        '22f2c280e43fdc34'
-    """
-    if not isinstance(video_id, str) or not isinstance(question, str):
-        raise TypeError(
-            "make_sample_id needs two strings, got "
-            f"video_id={type(video_id).__name__}, question={type(question).__name__}"
-        )
-    # Pinned separators and ASCII escaping: the encoding must never change with json defaults.
-    canonical = json.dumps([video_id, question], ensure_ascii=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -836,132 +652,3 @@ def _duplicates(
                 )
             )
     return violations
-
-
-def card_metadata(captions: bool = True) -> dict[str, Any]:
-    """The YAML metadata every label dataset's card carries: its configs (so `load_dataset`
-    finds the parquet files of each) and the schema version. ``captions=False`` leaves out the
-    captions config (a run without temporal labels has none)."""
-    configs: list[dict[str, Any]] = [
-        {
-            "config_name": LABELS_CONFIG,
-            "default": True,
-            "data_files": [{"split": "train", "path": f"{DATA_DIR}/{LABELS_CONFIG}/*.parquet"}],
-        }
-    ]
-    if captions:
-        configs.append(
-            {
-                "config_name": CAPTIONS_CONFIG,
-                "data_files": [
-                    {"split": "train", "path": f"{DATA_DIR}/{CAPTIONS_CONFIG}/*.parquet"}
-                ],
-            }
-        )
-    return {SCHEMA_VERSION_KEY: LABELS_SCHEMA_VERSION, "configs": configs}
-
-
-def save_label_dataset(
-    rows: Iterable[Mapping[str, Any]],
-    out_dir: str | Any,
-    captions: Iterable[Mapping[str, Any]] | None = None,
-    card: str | None = None,
-    num_candidates: int | None = None,
-) -> Any:
-    """Write validated rows (and per-video captions) as a label dataset directory.
-
-    Layout: ``data/labels/train-00000-of-00001.parquet``,
-    ``data/captions/train-00000-of-00001.parquet`` and ``README.md`` whose YAML declares both
-    configs (see `card_metadata`). ``card`` replaces the minimal README (it must carry the same
-    metadata; fslabels renders the full card).
-
-    Returns:
-        The output directory as a `pathlib.Path`.
-
-    Raises:
-        SchemaError: before anything is written, if a row violates schema v1.
-    """
-    from pathlib import Path
-
-    import datasets
-    import yaml
-
-    rows = list(rows)
-    check_label_rows(rows, num_candidates=num_candidates)
-    caption_rows = list(captions or [])
-    check_caption_rows(caption_rows)
-    out = Path(out_dir)
-    parts = [(LABELS_CONFIG, rows, label_features())]
-    if caption_rows:
-        parts.append((CAPTIONS_CONFIG, caption_rows, caption_features()))
-    for config in (LABELS_CONFIG, CAPTIONS_CONFIG):
-        for stale in (out / DATA_DIR / config).glob("*.parquet"):
-            stale.unlink()
-    for config, data, features in parts:
-        folder = out / DATA_DIR / config
-        folder.mkdir(parents=True, exist_ok=True)
-        table = datasets.Dataset.from_list(
-            [{c: r[c] if c in r else OPTIONAL_LABEL_COLUMNS[c] for c in features} for r in data],
-            features=features,
-        )
-        table.to_parquet(str(folder / "train-00000-of-00001.parquet"))
-    if card is None:
-        meta = yaml.safe_dump(card_metadata(captions=bool(caption_rows)), sort_keys=False)
-        card = f"---\n{meta}---\n\n# framesel label dataset\n\nSchema {LABELS_SCHEMA_VERSION}.\n"
-    (out / "README.md").write_text(card, encoding="utf-8")
-    return out
-
-
-def load_label_dataset(
-    source: str | Any,
-    config: str = LABELS_CONFIG,
-    revision: str | None = None,
-    split: str = "train",
-) -> datasets.Dataset:
-    """Load one config of a label dataset from a local directory or a Hub dataset repo.
-
-    Args:
-        source: a directory written by `save_label_dataset` / ``framesel labels build``, or a
-            Hub repo id (``org/name``).
-        config: ``"labels"`` or ``"captions"``.
-        revision: a tag (``v1``), branch or commit, for Hub repos.
-        split: the split (label datasets have ``train``).
-
-    Returns:
-        A `datasets.Dataset` cast to the schema's features.
-
-    Raises:
-        ValueError: an unknown config, or columns that are not schema v1.
-    """
-    import datasets
-
-    if config not in (LABELS_CONFIG, CAPTIONS_CONFIG):
-        raise ValueError(f"config must be {LABELS_CONFIG!r} or {CAPTIONS_CONFIG!r}, got {config!r}")
-    features = label_features() if config == LABELS_CONFIG else caption_features()
-    from pathlib import Path
-
-    local = Path(str(source)).expanduser()
-    if local.is_dir():
-        # datasets caches a local dir's YAML-declared config under the dir's *name* only, so
-        # another dir of the same name (or this one rewritten) would load stale rows; the
-        # parquet builder keys its cache by the files themselves.
-        files = sorted(str(f) for f in (local / DATA_DIR / config).glob("*.parquet"))
-        if not files:
-            raise ValueError(f"{source} has no {config!r} config ({DATA_DIR}/{config}/*.parquet)")
-        ds = datasets.load_dataset("parquet", data_files={split: files}, split=split)
-    else:
-        ds = datasets.load_dataset(str(source), config, split=split, revision=revision)
-    for column, default in OPTIONAL_LABEL_COLUMNS.items():
-        if config == LABELS_CONFIG and column not in ds.column_names:
-            ds = ds.add_column(column, [default] * ds.num_rows)
-    missing = [c for c in features if c not in ds.column_names]
-    if missing:
-        raise ValueError(
-            f"{source} ({config}) is not a framesel label dataset of schema "
-            f"{LABELS_SCHEMA_VERSION}: missing columns {missing}"
-        )
-    extra = [c for c in ds.column_names if c not in features]
-    # Later versions may add columns (e.g. human review labels); keep them, type the known ones.
-    if extra:
-        return ds.cast(datasets.Features({**features, **{c: ds.features[c] for c in extra}}))
-    return ds.cast(features)
