@@ -197,3 +197,23 @@ def test_no_import_circles():
 def test_the_rules_catch_a_forbidden_import(importer, imported, expected):
     assert layer(importer) == expected
     assert layer(imported) not in ALLOWED[layer(importer)]
+
+
+# The remote-code files ship to the Hub on their own and must stay self-contained.
+REMOTE_CODE = {
+    "fsmodel.configuration_frame_selector",
+    "fsmodel.modeling_frame_selector",
+    "fsmodel.processing_frame_selector",
+    "fsmodel.selection",
+}
+MAX_LINES = 900
+
+
+def test_no_module_is_over_900_lines():
+    too_long = [
+        f"{path.relative_to(ROOT)}: {lines} lines"
+        for module, path in modules().items()
+        if module not in REMOTE_CODE
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    ]
+    assert too_long == [], "split these modules along their seams:\n" + "\n".join(too_long)
