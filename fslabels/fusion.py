@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fsmodel.schema import LABEL_META, SCORES, SPATIAL, TEMPORAL
+
 __all__ = ["FusedScores", "fuse", "run_statistics"]
 
 SPATIAL_SOURCE, TEMPORAL_SOURCE = "spatial", "temporal"
@@ -160,7 +162,6 @@ def run_statistics(
         labelled, averaged over samples where it is defined (a constant column, e.g. a temporal
         label choosing no frame, has none; those are counted in ``undefined``).
     """
-    from fsmodel.schema import SCORES, SPATIAL, TEMPORAL
 
     columns = tuple(columns or (SPATIAL, TEMPORAL, SCORES))
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -205,8 +206,6 @@ def _unfilled(row: Mapping[str, Any]) -> Mapping[str, Any]:
     """The row with the values a failed source was filled with (``label_meta["filled"]``)
     turned back into NaN: they are placeholders, not labels, and must not enter statistics."""
     import json
-
-    from fsmodel.schema import LABEL_META
 
     try:
         filled = json.loads(row.get(LABEL_META) or "{}").get("filled", {})

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fsmodel.schema import ANSWER, OPTIONS, QUESTION, SAMPLE_ID, VIDEO, VIDEO_ID, make_sample_id
+
 __all__ = [
     "ITEM_FIELDS",
     "LabelItem",
@@ -92,8 +94,6 @@ class LabelItem:
     sample_id: str = field(init=False)
 
     def __post_init__(self) -> None:
-        from fsmodel.schema import make_sample_id
-
         for name in ("video", "question", "video_id", "answer"):
             value = getattr(self, name)
             if not isinstance(value, str):
@@ -116,7 +116,6 @@ class LabelItem:
 
     def row(self) -> dict[str, Any]:
         """The item's schema-v1 columns (``sample_id`` ... ``answer``), options as a list."""
-        from fsmodel.schema import ANSWER, OPTIONS, QUESTION, SAMPLE_ID, VIDEO, VIDEO_ID
 
         return {
             SAMPLE_ID: self.sample_id,

@@ -10,6 +10,20 @@ from typing import Any
 import numpy as np
 
 from fslabels.dataset.format import LoadedDataset, load_dataset_version
+from fsmodel.schema import (
+    ANSWER,
+    CAPTIONS,
+    FRAME_INDICES,
+    HUMAN,
+    OPTIONS,
+    QUESTION,
+    SAMPLE_ID,
+    SCORES,
+    SPATIAL,
+    TEMPORAL,
+    VIDEO,
+    VIDEO_ID,
+)
 
 # --- comparing -------------------------------------------------------------------------------
 
@@ -83,20 +97,6 @@ def diff_datasets(
     Raises:
         FileNotFoundError, ValueError: as `load_dataset_version`.
     """
-    from fsmodel.schema import (
-        ANSWER,
-        CAPTIONS,
-        FRAME_INDICES,
-        HUMAN,
-        OPTIONS,
-        QUESTION,
-        SAMPLE_ID,
-        SCORES,
-        SPATIAL,
-        TEMPORAL,
-        VIDEO,
-        VIDEO_ID,
-    )
 
     left = a if isinstance(a, LoadedDataset) else load_dataset_version(a)
     right = b if isinstance(b, LoadedDataset) else load_dataset_version(b)

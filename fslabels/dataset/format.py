@@ -18,6 +18,24 @@ from typing import Any
 import numpy as np
 
 from fslabels._hashing import stable_hash
+from fsmodel.schema import (
+    CAPTIONS_CONFIG,
+    DATA_DIR,
+    FRAME_INDICES,
+    HUMAN,
+    LABELS_CONFIG,
+    LABELS_SCHEMA_VERSION,
+    SCORES,
+    SPATIAL,
+    TEMPORAL,
+    TIMESTAMPS,
+    VIDEO_ID,
+    card_metadata,
+    check_caption_rows,
+    check_label_rows,
+    load_label_dataset,
+    save_label_dataset,
+)
 
 DATASET_INFO = "framesel_dataset.json"
 RUN_CONFIG = "labels_run.yaml"
@@ -143,8 +161,6 @@ def download(ref: DatasetRef, local_dir: Path | None = None) -> Path:
 
 
 def read_local(ref: DatasetRef, directory: Path) -> LoadedDataset:
-    from fsmodel.schema import CAPTIONS_CONFIG, DATA_DIR, LABELS_CONFIG, load_label_dataset
-
     if not any((directory / DATA_DIR / LABELS_CONFIG).glob("*.parquet")):
         raise ValueError(
             f"{ref} is not a framesel label dataset: no {DATA_DIR}/{LABELS_CONFIG}/*.parquet"
@@ -201,7 +217,6 @@ def content_hash(rows: Sequence[Mapping[str, Any]], captions: Sequence[Mapping[s
 
     Float columns are hashed at float32 precision (their stored type), timestamps at float64.
     """
-    from fsmodel.schema import FRAME_INDICES, HUMAN, SCORES, SPATIAL, TEMPORAL, TIMESTAMPS
 
     def canonical(row: Mapping[str, Any]) -> dict[str, Any]:
         out = {}
@@ -349,15 +364,6 @@ def write_dataset(
         FileExistsError: ``out_dir`` exists and is not a label dataset (or ``overwrite`` is off).
     """
     from fslabels.fusion import run_statistics
-    from fsmodel.schema import (
-        LABELS_SCHEMA_VERSION,
-        SCORES,
-        VIDEO_ID,
-        card_metadata,
-        check_caption_rows,
-        check_label_rows,
-        save_label_dataset,
-    )
     from hub_cards import check_public
 
     rows = [dict(r) for r in rows]

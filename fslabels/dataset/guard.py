@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fsmodel.schema import LABEL_META, REVIEW, SAMPLE_ID, VIDEO, VIDEO_ID
+
 _SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password|authorization)$", re.I)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(/[^\s:'\"]+/)+([^\s/:'\"]+)")
 _LOCAL = "<local>"
@@ -49,7 +51,6 @@ _SIGNED_URL = re.compile(
 def check_public_rows(rows: Sequence[Mapping[str, Any]]) -> None:
     """Refuse rows whose text columns would publish a local absolute path, a token or a signed
     URL (the card checks cover only the card and the JSON/YAML files)."""
-    from fsmodel.schema import LABEL_META, REVIEW, SAMPLE_ID, VIDEO, VIDEO_ID
     from hub_cards import CardError, check_public
 
     for row in rows:

@@ -25,6 +25,7 @@ from fslabels.dataset.format import (
     utc_now,
 )
 from fslabels.dataset.guard import check_public_rows
+from fsmodel.schema import check_caption_rows, check_label_rows
 from hub_cards.release import Release
 
 
@@ -71,7 +72,6 @@ def push_dataset(
     """
     from huggingface_hub import HfApi
 
-    from fsmodel.schema import check_caption_rows, check_label_rows
     from hub_cards import check_public
     from hub_cards.release import publish_release, version_tags
 

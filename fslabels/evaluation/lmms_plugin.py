@@ -49,6 +49,9 @@ from typing import Any
 
 import numpy as np
 
+from fsmodel._imports import require
+from fsmodel.video import sample_candidates
+
 __all__ = ["MODEL_ID", "FrameselVideoQA", "model_manifests"]
 
 MODEL_ID = "framesel"
@@ -152,8 +155,6 @@ class FrameselVideoQA:
     # --- selection ----------------------------------------------------------------------------
 
     def _decoded(self, video: str) -> Any:
-        from fsmodel.video import sample_candidates
-
         if video not in self._candidates:
             start = time.perf_counter()
             candidates = sample_candidates(
@@ -330,8 +331,6 @@ def __getattr__(name: str) -> Any:
     # module (and its manifest) import without lmms-eval installed.
     if name == "FramesQAModel":
         if name not in _BUILT:
-            from fsmodel._imports import require
-
             require("lmms_eval", extra="lmms", purpose="the framesel lmms-eval model")
             _BUILT[name] = _build_model_class()
         return _BUILT[name]

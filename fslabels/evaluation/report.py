@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fslabels.evaluation.store import EvalStore
+from fsmodel._imports import require
 
 __all__ = ["CellRow", "EvalReport", "build_report", "plot_report", "render_table", "write_results"]
 
@@ -324,7 +325,6 @@ def plot_report(report: EvalReport, out_dir: str | os.PathLike[str]) -> list[Pat
     Raises:
         ImportError: without matplotlib (``pip install 'framesel[plot]'``).
     """
-    from fsmodel._imports import require
 
     require("matplotlib", extra="plot", purpose="the eval plots")
     import matplotlib

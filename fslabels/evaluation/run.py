@@ -64,6 +64,7 @@ from fslabels.evaluation.store import EvalRecord, EvalStore
 from fslabels.evaluation.strategies import Strategy, build_strategy, uniform_selection
 from fslabels.manifest import LabelItem, group_by_video
 from fslabels.run import ProgressBars, as_items, candidates_payload, error_text
+from fsmodel.video import VideoError, sample_candidates
 
 __all__ = ["EvalFingerprints", "EvalSummary", "eval_fingerprints", "run_eval"]
 
@@ -309,7 +310,6 @@ class _Eval:
 
     def _candidates(self, video: str) -> Any:
         """The decoded candidates, or the error string of a video that cannot be decoded."""
-        from fsmodel.video import VideoError, sample_candidates
 
         config = self.config
         stored = self.store.get_result("candidates", video, self.fp.candidates)

@@ -56,6 +56,14 @@ from fslabels.evaluation.scorers import (
     Selection,
     build_scorer,
 )
+from fsmodel.video import (
+    PyAVReader,
+    ReaderUnsupported,
+    candidate_indices,
+    get_reader,
+    probe,
+    sample_candidates,
+)
 
 if TYPE_CHECKING:
     from fsmodel.video import Candidates
@@ -287,7 +295,6 @@ class Strategy:
             fsmodel.video.VideoError: a video that cannot be decoded.
             ScoringError, ValueError: see `select`.
         """
-        from fsmodel.video import sample_candidates
 
         if self.scorer is None:
             return uniform_selection(video, k, num_candidates, frame_size, reader)
@@ -315,13 +322,6 @@ def uniform_selection(
         fsmodel.video.VideoError: a video that cannot be decoded.
         ValueError: k out of range.
     """
-    from fsmodel.video import (
-        PyAVReader,
-        ReaderUnsupported,
-        candidate_indices,
-        get_reader,
-        probe,
-    )
 
     path = os.fspath(video)
     start = time.perf_counter()

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fsmodel._imports import require
 from fsmodel.schema import HUMAN, QUESTION, REVIEW, SAMPLE_ID, SCORES, SPATIAL, TEMPORAL
 from fsmodel.selection import topk
 
@@ -168,7 +169,6 @@ class AgreementReport:
 
     def to_png(self) -> bytes:
         """Precision/recall per source and the per-row fused F1 of the worst rows, as a PNG."""
-        from fsmodel._imports import require
 
         matplotlib = require("matplotlib", extra="plot", purpose="the review agreement plot")
         matplotlib.use("Agg")

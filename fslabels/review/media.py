@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fsmodel.video import probe, sample_candidates
+
 __all__ = ["BROWSER_CODECS", "browser_clip", "candidate_images", "contact_sheet", "encode_jpeg"]
 
 # (container format names as PyAV reports them, codec) pairs that Chromium plays.
@@ -65,8 +67,6 @@ def browser_clip(
         fsmodel.video.VideoError: the source cannot be read.
     """
     import av
-
-    from fsmodel.video import probe
 
     source = Path(video)
     index = probe(source)  # a clear VideoError for missing or broken files
@@ -128,7 +128,6 @@ def candidate_images(
     Raises:
         ValueError: the video's candidates are not the row's (the file changed since labelling).
     """
-    from fsmodel.video import probe, sample_candidates
 
     n = len(frame_indices)
     index = probe(video)

@@ -23,6 +23,17 @@ from fslabels.temporal import (
     TemporalJob,
     TemporalResult,
 )
+from fsmodel.schema import (
+    FRAME_INDICES,
+    LABEL_META,
+    SCORES,
+    SPATIAL,
+    TEMPORAL,
+    TIMESTAMPS,
+    SchemaError,
+    check_label_rows,
+)
+from fsmodel.video import VideoError, sample_candidates
 
 
 def _cost(
@@ -76,7 +87,6 @@ def decode_video(
 
     A `fsmodel.video.VideoError` (missing, unreadable, truncated file) becomes a failed record.
     """
-    from fsmodel.video import VideoError, sample_candidates
 
     config = ctx.config
     fingerprint = ctx.fingerprints.candidates
@@ -340,16 +350,6 @@ def fuse_sample(
     """The schema-v1 row of one sample from its stored spatial and temporal records, under the
     rule in the module docstring; a failed record when no valid row can be made."""
     from fslabels.fusion import fuse
-    from fsmodel.schema import (
-        FRAME_INDICES,
-        LABEL_META,
-        SCORES,
-        SPATIAL,
-        TEMPORAL,
-        TIMESTAMPS,
-        SchemaError,
-        check_label_rows,
-    )
 
     n = len(candidates["frame_indices"])
     s = payload_scores(spatial.payload if spatial else None, n)

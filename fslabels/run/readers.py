@@ -14,6 +14,8 @@ import numpy as np
 from fslabels.manifest import LabelItem
 from fslabels.run.compute import payload_scores
 from fslabels.store import STAGES, RunStore
+from fsmodel.schema import CAPTIONS, FRAME_INDICES, LABEL_META, SCORES, TIMESTAMPS, VIDEO_ID
+from fsmodel.video import VideoError, sample_candidates
 
 
 def run_state(
@@ -94,7 +96,6 @@ def rows_of(
     store: RunStore, fp: Mapping[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`export_rows` of an open run store (see `open_run`)."""
-    from fsmodel.schema import CAPTIONS, FRAME_INDICES, TIMESTAMPS, VIDEO_ID
 
     items = store.items()
     fused = store.get_many("fused", [i.sample_id for i in items], fp["fused"])
@@ -235,8 +236,6 @@ def load_sample(
     """
     import json
 
-    from fsmodel.schema import LABEL_META, SCORES
-
     store, fp = _open(workdir)
     try:
         items = store.items()
@@ -277,8 +276,6 @@ def load_sample(
     meta = json.loads(fused.payload[LABEL_META]) if fused is not None and fused.ok else {}
     frames = None
     if decode:
-        from fsmodel.video import VideoError, sample_candidates
-
         try:
             frames = sample_candidates(
                 root / item.video,
