@@ -68,4 +68,137 @@ def precision_at_k(chosen: np.ndarray, relevant: np.ndarray) -> float:
     return float(np.intersect1d(chosen, relevant).size / chosen.size)
 
 
-__all__ = ["DEFAULT_THRESHOLD", "precision_at_k", "recall_at_k", "relevant_positions"]
+def coverage_at_k(chosen: np.ndarray, groups: np.ndarray) -> float:
+    """Share of the relevant occurrences (spans) that get at least one of the chosen candidates.
+
+    Args:
+        chosen: chosen candidate positions.
+        groups: ``[n]``, the occurrence each candidate belongs to (-1: none).
+
+    Returns NaN when there is no occurrence.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    spans = np.unique(groups[groups >= 0])
+    if spans.size == 0:
+        return float("nan")
+    hit = np.unique(groups[np.asarray(chosen, dtype=np.int64)])
+    return float(np.intersect1d(hit, spans).size / spans.size)
+
+
+def roc_auc(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for the boolean ``relevant``: the probability that
+    a relevant candidate scores above an irrelevant one, ties counting half (Mann-Whitney).
+
+    Returns NaN when every candidate is relevant or none is.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=bool)
+    positives, negatives = int(relevant.sum()), int((~relevant).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(scores.size, np.float64)
+    sorted_scores = scores[order]
+    start = 0
+    while start < scores.size:  # average ranks over ties
+        end = start
+        while end + 1 < scores.size and sorted_scores[end + 1] == sorted_scores[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return float(
+        (ranks[relevant].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    )
+
+
+def expected_top_k(scores: np.ndarray, k: int, groups: np.ndarray) -> dict[str, float]:
+    """recall@k, precision@k and coverage@k of the ``k`` highest ``scores``, in expectation over
+    a uniformly random order among tied scores (0/1 labels tie a lot: the value is what a seeded
+    shuffle gives on average, computed exactly).
+
+    Args:
+        scores: ``[n]`` scores.
+        k: how many candidates are picked (``1 <= k <= n``).
+        groups: ``[n]``, the occurrence each candidate belongs to (-1: not relevant).
+
+    Returns:
+        ``{"recall", "precision", "coverage"}`` (NaN when nothing is relevant).
+    """
+    from math import comb
+
+    scores = np.asarray(scores, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    if not 1 <= k <= scores.size:
+        raise ValueError(f"k must be in 1..{scores.size}, got {k}")
+    relevant = groups >= 0
+    total = int(relevant.sum())
+    if total == 0:
+        nan = float("nan")
+        return {"recall": nan, "precision": nan, "coverage": nan}
+    levels = np.unique(scores)[::-1]
+    sure = np.zeros(scores.size, bool)
+    for level in levels:  # take whole score levels while they fit
+        tied = scores == level
+        if sure.sum() + tied.sum() > k:
+            boundary, remaining = tied, k - int(sure.sum())
+            break
+        sure |= tied
+    else:
+        boundary, remaining = np.zeros(scores.size, bool), 0
+    size = int(boundary.sum())
+    hits = float((sure & relevant).sum())
+    if size:
+        hits += remaining * float((boundary & relevant).sum()) / size
+    covered = 0.0
+    for span in np.unique(groups[relevant]):
+        members = groups == span
+        if (members & sure).any():
+            covered += 1.0
+        elif size and remaining:
+            inside = int((members & boundary).sum())
+            covered += 1.0 - comb(size - inside, remaining) / comb(size, remaining)
+    return {
+        "recall": hits / min(k, total),
+        "precision": hits / k,
+        "coverage": covered / len(np.unique(groups[relevant])),
+    }
+
+
+def candidates_in_spans(
+    spans: list[tuple[float, float]] | tuple[tuple[float, float], ...], timestamps: np.ndarray
+) -> tuple[np.ndarray, list[int]]:
+    """Which candidates fall inside the truth spans.
+
+    Args:
+        spans: half-open ``[start, end)`` spans in seconds.
+        timestamps: ``[n]`` candidate presentation times in seconds.
+
+    Returns:
+        ``(groups, flagged)``: ``groups[i]`` is the index of the span candidate i falls in, -1
+        outside every span; a span with no candidate inside is mapped to the nearest candidate
+        (ties to the earlier one) and its index is listed in ``flagged``.
+    """
+    times = np.asarray(timestamps, np.float64)
+    groups = np.full(times.shape, -1, np.int64)
+    flagged = []
+    for j, (start, end) in enumerate(spans):
+        inside = (times >= start) & (times < end)
+        if not inside.any():
+            middle = (start + end) / 2
+            inside = np.zeros_like(inside)
+            inside[int(np.argmin(np.abs(times - middle)))] = True
+            flagged.append(j)
+        groups[inside & (groups < 0)] = j
+    return groups, flagged
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "candidates_in_spans",
+    "coverage_at_k",
+    "expected_top_k",
+    "precision_at_k",
+    "recall_at_k",
+    "relevant_positions",
+    "roc_auc",
+]
