@@ -342,3 +342,175 @@ def rotate_video(src: str | Path, dst: str | Path, degrees: int) -> Path:
     data[offset : offset + 36] = struct.pack(">9i", *matrices[degrees])
     Path(dst).write_bytes(bytes(data))
     return Path(dst)
+
+
+# --- the video-QA world ---------------------------------------------------------------------
+#
+# A small world with ground truth, fixed up front so that no quality target can be met by
+# retuning it (`WORLD`): each video is 96 frames at 8 fps (12 s) with n = 32 candidates, one per
+# 3-frame block; 3-5 events, one shape at a time, each lasting 1-3 candidate spacings (3, 6 or
+# 9 frames), at least one spacing apart. One (colour, shape) kind occurs 1, 2 or 3 times (the
+# count question's, uniform; the video then has at least count + 2 events), every other kind
+# once. Three questions per video:
+#
+# - presence: "When does the red circle appear?" — a shown kind; truth: its occurrences (a
+#   single frame can tell);
+# - order: "What appears right after the blue square?" — an anchor shown once and not last;
+#   truth: the anchor's span and the next event's span (no single frame can tell which event is
+#   next); four options, the answer names the next event;
+# - count: "How many times does the green bar appear?" — the repeated kind; truth: every
+#   occurrence; options 1, 2, 3.
+#
+# Truth is time spans in seconds, [start, end) per occurrence, the form grounding datasets use
+# (`fsmodel.metrics.candidates_in_spans` maps them onto candidates).
+
+
+@dataclass(frozen=True)
+class World:
+    """The world's fixed distribution (see the comment above `WORLD`)."""
+
+    num_candidates: int = 32
+    num_frames: int = 96
+    fps: float = 8.0
+    size: tuple[int, int] = (64, 48)
+    events: tuple[int, int] = (3, 5)
+    spacings: tuple[int, int] = (1, 3)
+    counts: tuple[int, ...] = (1, 2, 3)
+    kinds: tuple[str, ...] = ("presence", "order", "count")
+
+    @property
+    def spacing(self) -> int:
+        """Frames between two candidates."""
+        return self.num_frames // self.num_candidates
+
+
+WORLD = World()
+QUESTION_KINDS = WORLD.kinds
+
+
+def object_name(color: str, shape: str) -> str:
+    """How the world names a kind: ``"the red circle"``."""
+    return f"the {color} {shape}"
+
+
+def frame_caption(events: list[Event] | tuple[Event, ...], index: int) -> str:
+    """What frame ``index`` shows, in the words the world's captions use: ``"a red circle"``
+    (``"a red circle and a blue bar"`` when several), or the empty background."""
+    shown = [f"a {e.color} {e.shape}" for e in events if e.start <= index <= e.end]
+    return " and ".join(shown) if shown else "an empty textured background"
+
+
+@dataclass(frozen=True)
+class WorldQuestion:
+    """One question about a world video, with the spans that answer it.
+
+    Attributes:
+        kind: ``presence``, ``order`` or ``count``.
+        question: the text.
+        options: the choices (empty for presence).
+        answer: the right option ("" for presence).
+        spans: ``((start_s, end_s), ...)``, half-open, in seconds.
+        subject: the (colour, shape) the question names.
+    """
+
+    kind: str
+    question: str
+    options: tuple[str, ...]
+    answer: str
+    spans: tuple[tuple[float, float], ...]
+    subject: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class WorldVideo:
+    """One video of the world: its events (in time order) and its questions."""
+
+    video_id: str
+    events: tuple[Event, ...]
+    questions: tuple[WorldQuestion, ...]
+    world: World = WORLD
+
+    def write(self, path: str | Path, seed: int = 0) -> SyntheticVideo:
+        """Encode it (h264, the world's size and frame rate)."""
+        return write_video(
+            path,
+            num_frames=self.world.num_frames,
+            size=self.world.size,
+            fps=self.world.fps,
+            events=self.events,
+            seed=seed,
+        )
+
+    def span(self, event: Event) -> tuple[float, float]:
+        return (event.start / self.world.fps, (event.end + 1) / self.world.fps)
+
+
+def world_video(rng: np.random.Generator, video_id: str, world: World = WORLD) -> WorldVideo:
+    """Draw one video of ``world`` and its three questions (deterministic for a seeded rng)."""
+    kinds = [(c, s) for c in COLORS for s in SHAPES]
+    for _ in range(100):  # a draw with no possible order anchor is redrawn (rare)
+        count = int(rng.choice(world.counts))
+        n = int(rng.integers(max(world.events[0], count + 2), world.events[1] + 1))
+        picked = rng.permutation(len(kinds))[: n - count + 1]
+        repeated, others = kinds[picked[0]], [kinds[i] for i in picked[1:]]
+        order = [repeated] * count + others
+        order = [order[i] for i in rng.permutation(len(order))]
+        anchors = [i for i in range(n - 1) if order.count(order[i]) == 1]
+        if anchors:
+            break
+    else:  # pragma: no cover - 100 failed draws cannot happen with the world's counts
+        raise RuntimeError("could not draw a world video")
+    lengths = [world.spacing * int(rng.integers(world.spacings[0], world.spacings[1] + 1))
+               for _ in range(n)]  # fmt: skip
+    free = world.num_frames - sum(lengths) - world.spacing * (n - 1)
+    cuts = np.sort(rng.integers(0, free + 1, size=n))
+    extra = np.diff(np.concatenate([[0], cuts]))
+    events, start = [], 0
+    for i, ((color, shape), length) in enumerate(zip(order, lengths, strict=True)):
+        start += int(extra[i]) + (world.spacing if i else 0)
+        events.append(Event(start, start + length - 1, shape, color))
+        start += length
+    video = WorldVideo(video_id, tuple(events), ())
+    return WorldVideo(video_id, tuple(events), _questions(video, rng, anchors, repeated))
+
+
+def _questions(
+    video: WorldVideo, rng: np.random.Generator, anchors: list[int], repeated: tuple[str, str]
+) -> tuple[WorldQuestion, ...]:
+    events = video.events
+    shown = list(dict.fromkeys((e.color, e.shape) for e in events))
+
+    def spans_of(kind: tuple[str, str]) -> tuple[tuple[float, float], ...]:
+        return tuple(video.span(e) for e in events if (e.color, e.shape) == kind)
+
+    color, shape = shown[int(rng.integers(len(shown)))]
+    presence = WorldQuestion(
+        "presence", Event(0, 0, shape, color).question, (), "", spans_of((color, shape)),
+        (color, shape),
+    )  # fmt: skip
+    a = anchors[int(rng.integers(len(anchors)))]
+    anchor, after = events[a], events[a + 1]
+    answer = object_name(after.color, after.shape)
+    distractors = [object_name(*k) for k in shown if k not in ((anchor.color, anchor.shape),
+                                                             (after.color, after.shape))]  # fmt: skip
+    pool = [object_name(c, s) for c in COLORS for s in SHAPES]
+    distractors += [p for p in pool if p not in distractors and p != answer
+                    and p != object_name(anchor.color, anchor.shape)]  # fmt: skip
+    options = [answer, *distractors[:3]]
+    options = tuple(options[i] for i in rng.permutation(4))
+    order = WorldQuestion(
+        "order", f"What appears right after {object_name(anchor.color, anchor.shape)}?", options,
+        answer, (video.span(anchor), video.span(after)), (anchor.color, anchor.shape),
+    )  # fmt: skip
+    occurrences = spans_of(repeated)
+    count = WorldQuestion(
+        "count", f"How many times does {object_name(*repeated)} appear?",
+        tuple(str(c) for c in WORLD.counts), str(len(occurrences)), occurrences, repeated,
+    )  # fmt: skip
+    return (presence, order, count)
+
+
+def world_videos(count: int, seed: int = 0, prefix: str = "w") -> list[WorldVideo]:
+    """``count`` videos of the world, drawn from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    return [world_video(rng, f"{prefix}{i:04d}") for i in range(count)]

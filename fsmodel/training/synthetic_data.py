@@ -23,7 +23,17 @@ from typing import Any
 import numpy as np
 
 from fsmodel import schema
-from fsmodel.synthetic import COLORS, SHAPES, Event, SyntheticVideo, write_video
+from fsmodel.metrics import candidates_in_spans
+from fsmodel.synthetic import (
+    COLORS,
+    SHAPES,
+    Event,
+    SyntheticVideo,
+    WorldVideo,
+    frame_caption,
+    world_videos,
+    write_video,
+)
 from fsmodel.video import candidate_indices
 
 __all__ = [
@@ -34,7 +44,9 @@ __all__ = [
     "event_label_rows",
     "random_event_spec",
     "random_multi_event_spec",
+    "world_label_rows",
     "write_event_dataset",
+    "write_world",
 ]
 
 # Every (colour, shape) an event can have: one question each.
@@ -104,8 +116,7 @@ def event_caption_row(
     indices = candidate_indices(clip.num_frames, num_candidates)
     captions = []
     for index in indices.tolist():
-        shown = [f"a {e.color} {e.shape}" for e in clip.events if e.start <= index <= e.end]
-        captions.append(" and ".join(shown) if shown else "an empty textured background")
+        captions.append(frame_caption(clip.events, index))
     return {
         schema.VIDEO_ID: video_id or clip.path.stem,
         schema.FRAME_INDICES: indices.tolist(),
@@ -311,3 +322,84 @@ def build_scratch_selector(
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+# --- the video-QA world's label-and-caption view ----------------------------------------------
+
+
+def world_label_rows(
+    video: WorldVideo, clip: SyntheticVideo, path: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The world video's truth as data: schema v1 label rows (1.0 on the candidates inside a
+    question's spans, in every source) and the truth records `write_world` puts in
+    ``truth.jsonl`` (kind and spans in seconds, keyed by sample id)."""
+    indices = candidate_indices(clip.num_frames, video.world.num_candidates)
+    stamps = np.asarray(clip.timestamps, np.float64)[indices]
+    rows, truth = [], []
+    for q in video.questions:
+        groups, _ = candidates_in_spans(q.spans, stamps)
+        scores = (groups >= 0).astype(np.float32).tolist()
+        sample_id = schema.make_sample_id(video.video_id, q.question)
+        rows.append(
+            {
+                schema.SAMPLE_ID: sample_id,
+                schema.VIDEO_ID: video.video_id,
+                schema.VIDEO: path,
+                schema.QUESTION: q.question,
+                schema.OPTIONS: list(q.options),
+                schema.ANSWER: q.answer,
+                schema.FRAME_INDICES: indices.tolist(),
+                schema.TIMESTAMPS: stamps.tolist(),
+                schema.SPATIAL: scores,
+                schema.TEMPORAL: scores,
+                schema.SCORES: scores,
+            }
+        )
+        truth.append(
+            {
+                "sample_id": sample_id,
+                "video": path,
+                "question": q.question,
+                "kind": q.kind,
+                "spans": [list(span) for span in q.spans],
+            }
+        )
+    return rows, truth
+
+
+def write_world(
+    out_dir: str | os.PathLike, count: int, seed: int = 0, prefix: str = "w"
+) -> dict[str, Path]:
+    """Write ``count`` world videos with their manifest and truth.
+
+    Writes ``videos/<video_id>.mp4``, ``manifest.jsonl`` (one line per question: video, video_id,
+    question, options, answer; what ``framesel labels run --manifest`` reads) and ``truth.jsonl``
+    (what ``framesel labels score --truth`` reads).
+
+    Returns:
+        ``{"videos": dir, "manifest": file, "truth": file}``.
+    """
+    import json
+
+    out = Path(out_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    manifest, truth = [], []
+    for i, video in enumerate(world_videos(count, seed=seed, prefix=prefix)):
+        path = f"{video.video_id}.mp4"
+        clip = video.write(out / "videos" / path, seed=seed + i)
+        _, records = world_label_rows(video, clip, path)
+        truth += records
+        manifest += [
+            {"video": path, "video_id": video.video_id, "question": q.question,
+             "options": list(q.options), "answer": q.answer}
+            for q in video.questions
+        ]  # fmt: skip
+    for name, records in (("manifest", manifest), ("truth", truth)):
+        (out / f"{name}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+        )
+    return {
+        "videos": out / "videos",
+        "manifest": out / "manifest.jsonl",
+        "truth": out / "truth.jsonl",
+    }

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,36 @@ def test_questions_carry_ground_truth(h264_clip):
     (q,) = h264_clip.questions()
     assert q["question"] == "When does the red circle appear?"
     assert q["relevant_frames"] == list(range(40, 60))
+
+
+def test_the_world_is_fixed_and_its_truth_matches_its_events():
+    from collections import Counter
+
+    from fsmodel.synthetic import WORLD, frame_caption, object_name, world_videos
+
+    videos = world_videos(300, seed=1)
+    assert world_videos(3, seed=1) == videos[:3]  # seeded
+    assert (WORLD.num_candidates, WORLD.num_frames, WORLD.fps) == (32, 96, 8.0)
+    sizes = Counter(len(v.events) for v in videos)
+    assert set(sizes) <= {3, 4, 5}
+    counts = Counter(q.answer for v in videos for q in v.questions if q.kind == "count")
+    assert set(counts) == {"1", "2", "3"} and min(counts.values()) > 70  # about uniform
+    for video in videos:
+        events = video.events
+        assert all(b.start - a.end - 1 >= WORLD.spacing for a, b in itertools.pairwise(events))
+        assert all((e.end - e.start + 1) in (3, 6, 9) for e in events)
+        presence, order, count = video.questions
+        assert presence.spans and [q.kind for q in video.questions] == [
+            "presence",
+            "order",
+            "count",
+        ]
+        subject = [e for e in events if (e.color, e.shape) == order.subject]
+        assert len(subject) == 1  # the anchor is shown once
+        after = events[events.index(subject[0]) + 1]
+        assert order.spans == (video.span(subject[0]), video.span(after))
+        assert order.answer == object_name(after.color, after.shape) in order.options
+        assert len(set(order.options)) == 4
+        occurrences = [e for e in events if (e.color, e.shape) == count.subject]
+        assert count.answer == str(len(occurrences)) and len(count.spans) == len(occurrences)
+        assert all(frame_caption(events, e.start) == f"a {e.color} {e.shape}" for e in events)
