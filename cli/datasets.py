@@ -1,4 +1,5 @@
-"""`framesel labels build | push | pull | diff`: versioned label datasets (fslabels.dataset).
+"""`framesel labels build | push | pull | diff | score`: versioned label datasets (fslabels.dataset)
+and their quality against truth (fslabels.quality).
 
 These commands live on the ``labels`` sub-app (`register`); they are kept in their own module
 because they work on finished datasets rather than on runs.
@@ -20,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("push")(push)
     app.command("pull")(pull)
     app.command("diff")(diff)
+    app.command("score")(score)
 
 
 def build(
@@ -168,3 +170,60 @@ def diff(
             shown = ", ".join(f"{s} ({q[:40]!r})" for s, q in rows[:top])
             more = f" … and {len(rows) - top} more" if len(rows) > top else ""
             console.print(f"{title}: {shown}{more}", highlight=False)
+
+
+def score(
+    dataset: Annotated[
+        str, typer.Argument(help="Label dataset: a directory or org/name@revision.")
+    ],
+    truth: Annotated[
+        Path, typer.Option("--truth", help="JSONL: sample_id (or video, question), kind, spans.")
+    ],
+    k: Annotated[int, typer.Option("-k", help="Picks per question for the top-k metrics.")] = 8,
+    plot: Annotated[Path | None, typer.Option(help="Write a bar chart (PNG) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Score the labels against truth spans, per source and question kind.
+
+    ROC-AUC, recall@k, precision@k and coverage@k (the share of truth spans that get a pick) of
+    the spatial, temporal, fused and (where reviewed) human labels. Ties (0/1 temporal labels)
+    count at their expected value over a random order.
+    """
+    from fslabels.quality import METRICS, score_labels
+
+    report = score_labels(dataset, truth, k=k)
+    if plot is not None:
+        report.plot(plot)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    from rich import box
+    from rich.table import Table
+
+    from cli.console import stdout
+
+    console = stdout()
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"{dataset} vs {truth.name}: {report.questions} questions, k = {k}",
+        caption=(f"{report.unscored} rows without truth · " if report.unscored else "")
+        + f"{report.flagged_spans} spans had no candidate inside (nearest used)",
+    )
+    table.add_column("source")
+    table.add_column("kind")
+    for metric in METRICS:
+        table.add_column(metric if metric == "auc" else f"{metric}@{k}", justify="right")
+    table.add_column("n", justify="right")
+    for source, by_kind in report.table.items():
+        for kind in report.kinds():
+            if kind in by_kind:
+                values = by_kind[kind]
+                table.add_row(
+                    source, kind, *(f"{values.get(m, float('nan')):.3f}" for m in METRICS),
+                    str(values["questions"]),
+                )  # fmt: skip
+    console.print(table)
+    if plot is not None:
+        console.print(f"Plot: {plot}")

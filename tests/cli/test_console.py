@@ -44,6 +44,7 @@ CASES = {
         "is a file; choose another --out",
     ),
     "labels diff": ("labels diff {d}/a {d}/b", "nor a Hub dataset id"),
+    "labels score": ("labels score {d}/a --truth {d}/none.jsonl", "does not exist"),
     "review export": (
         "review export {d}/none --url http://127.0.0.1:9 --token t --videos {d} --media-root {d}",
         "nor a Hub dataset id",
