@@ -127,8 +127,14 @@ def run(
 
 
 @app.command("status")
-def status(workdir: Workdir, as_json: AsJson = False) -> None:
-    """Per-stage counts, failures with their errors, tokens and cost (safe during a run)."""
+def status(
+    workdir: Workdir,
+    as_json: AsJson = False,
+    every: Annotated[
+        bool, typer.Option("--all", help="List every failed unit, not one line per error.")
+    ] = False,
+) -> None:
+    """Per-stage counts, failures grouped by error, tokens and cost (safe during a run)."""
     import json
 
     from fslabels.fusion import run_statistics
@@ -183,7 +189,7 @@ def status(workdir: Workdir, as_json: AsJson = False) -> None:
     if stats["samples"]:
         console.print(_statistics_table(stats))
     if state["failures"]:
-        _print_failures(console, state["failures"])
+        _print_failures(console, state["failures"], every=every)
         console.print("Retry them with: framesel labels run ... --retry-failed")
 
 
@@ -277,15 +283,34 @@ def _score(value: float) -> str:
     return "-" if value != value else f"{value:.3f}"  # NaN: no score
 
 
-def _print_failures(console: Any, failures: list[dict[str, Any]], limit: int | None = None) -> None:
-    from cli.console import print_failures
+def _print_failures(
+    console: Any, failures: list[dict[str, Any]], limit: int | None = None, every: bool = False
+) -> None:
+    """Failures grouped by stage and error, with a count and a few items each (``every``: one
+    line per failed unit)."""
+    from cli.console import one_line, print_failures
 
-    rows = [
-        (
-            f"{f['stage']} {f['item']} ({len(f['samples'])} sample(s), "
-            f"{f.get('attempts', '?')} attempt(s))",
-            f["error"] or "",
-        )
-        for f in failures
-    ]
-    print_failures(console, rows, title=f"{len(failures)} failure(s)", limit=limit)
+    if every:
+        rows = [
+            (
+                f"{f['stage']} {f['item']} ({len(f['samples'])} sample(s), "
+                f"{f.get('attempts', '?')} attempt(s))",
+                f["error"] or "",
+            )
+            for f in failures
+        ]
+        print_failures(console, rows, title=f"{len(failures)} failure(s)", limit=limit)
+        return
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in failures:
+        groups.setdefault((f["stage"], one_line(f["error"] or "")), []).append(f)
+    rows = []
+    for (stage, error), members in groups.items():
+        shown = ", ".join(str(f["item"]) for f in members[:3])
+        more = f", +{len(members) - 3} more" if len(members) > 3 else ""
+        samples = sum(len(f["samples"]) for f in members)
+        rows.append((f"{stage} ×{len(members)} ({samples} sample(s): {shown}{more})", error))
+    title = f"{len(failures)} failure(s), {len(groups)} distinct"
+    if len(groups) < len(failures):
+        title += " (--all lists each)"
+    print_failures(console, rows, title=title, limit=limit)

@@ -186,3 +186,29 @@ def test_a_backend_that_cannot_load_stops_the_run_before_any_work(
     assert "OPENAI_API_KEY" in err
     with RunStore(work, create=False) as store:
         assert all(store.records(stage) == [] for stage in ("candidates", "captions", "spatial"))
+
+
+def test_status_groups_identical_failures_and_lists_them_all_on_request():
+    from rich.console import Console
+
+    from cli.labels import _print_failures
+
+    failures = [
+        {"stage": "temporal", "item": f"s{i:02d}", "samples": [f"s{i:02d}"], "attempts": 2,
+         "error": "the reply is empty (gave up after 2 attempts)"}
+        for i in range(30)
+    ] + [{"stage": "candidates", "item": "bad.mp4", "samples": ["s98", "s99"], "attempts": 1,
+          "error": "bad.mp4 is not a readable video"}]  # fmt: skip
+    console = Console(record=True, width=200)
+    _print_failures(console, failures)
+    lines = console.export_text().splitlines()
+    assert lines[0] == "31 failure(s), 2 distinct (--all lists each)"
+    assert lines[1] == (
+        "  temporal ×30 (30 sample(s): s00, s01, s02, +27 more): the reply is empty (gave up "
+        "after 2 attempts)"
+    )
+    assert lines[2] == "  candidates ×1 (2 sample(s): bad.mp4): bad.mp4 is not a readable video"
+    assert len(lines) == 3
+    console = Console(record=True, width=200)
+    _print_failures(console, failures, every=True)
+    assert len(console.export_text().splitlines()) == 32
