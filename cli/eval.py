@@ -14,89 +14,122 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-Plots = Annotated[bool, typer.Option(help="Write accuracy_vs_k.png and accuracy_vs_seconds.png.")]
+AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON, not tables.")]
+Plots = Annotated[
+    bool,
+    typer.Option("--plots/--no-plots", metavar="", help="accuracy_vs_k/seconds.png plots."),
+]
+_DATA, _WHAT = "Questions", "What to compare"
 
 
 @app.command("qa")
 def qa(
     work: Annotated[
-        Path, typer.Option(help="Work directory: the eval store; re-run with it to resume.")
+        Path, typer.Option(metavar="DIR", help="Eval store; run again with it to resume.")
     ],
-    videos: Annotated[Path, typer.Option(help="Directory the items' video paths are relative to.")],
+    videos: Annotated[
+        Path, typer.Option(metavar="DIR", help="Where the items' video paths start.")
+    ],
     manifest: Annotated[
         Path | None,
         typer.Option(
-            help="JSONL or CSV: video, question, options (multiple choice), answer (letter, "
-            "0-based index or option text, see --answer-format; open-ended: the text)."
+            metavar="FILE",
+            help="JSONL or CSV: video, question, options, answer.",
+            rich_help_panel=_DATA,
         ),
     ] = None,
     hub: Annotated[
-        str | None, typer.Option(help="A Hub video-QA dataset instead of --manifest.")
+        str | None,
+        typer.Option(metavar="REPO", help="A Hub video-QA dataset instead.", rich_help_panel=_DATA),
     ] = None,
-    split: Annotated[str, typer.Option(help="Split of the --hub dataset.")] = "test",
-    revision: Annotated[str | None, typer.Option(help="Revision of the --hub dataset.")] = None,
+    split: Annotated[
+        str, typer.Option(metavar="NAME", help="--hub split.", rich_help_panel=_DATA)
+    ] = "test",
+    revision: Annotated[
+        str | None, typer.Option(metavar="REV", help="--hub revision.", rich_help_panel=_DATA)
+    ] = None,
     columns: Annotated[
         list[str] | None,
         typer.Option(
             "--column",
-            help="Map an item field to a --hub column, e.g. --column options=candidates "
-            "--column answer=correct_choice (repeatable).",
+            metavar="FIELD=COL",
+            help="Map an item field to a --hub column.",
+            rich_help_panel=_DATA,
         ),
     ] = None,
+    answer_format: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="auto, letter, index or text.", rich_help_panel=_DATA),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Only the first N items.", rich_help_panel=_DATA),
+    ] = None,
+    strategies: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="e.g. uniform,selector:nms (framesel eval strategies).",
+            rich_help_panel=_WHAT,
+        ),
+    ] = None,
+    ks: Annotated[
+        str | None,
+        typer.Option(
+            "--k", metavar="LIST", help="Frame budgets (4,8,16,32).", rich_help_panel=_WHAT
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL", help="Downstream model (Qwen2-VL-7B).", rich_help_panel=_WHAT
+        ),
+    ] = None,
+    selector: Annotated[
+        str | None,
+        typer.Option(metavar="MODEL", help="Selector for selector:*.", rich_help_panel=_WHAT),
+    ] = None,
+    num_candidates: Annotated[
+        int | None,
+        typer.Option("--n", metavar="N", help="Candidates per video (128).", rich_help_panel=_WHAT),
+    ] = None,
     config: Annotated[
-        Path | None,
-        typer.Option(help="YAML eval config (defaults: see fslabels.evaluation.config)."),
+        Path | None, typer.Option(metavar="FILE", help="YAML eval config.", rich_help_panel=_WHAT)
     ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
-            help="Override a config key, e.g. --set answerer.dtype=bfloat16 --set "
-            "scorers.selector.device=cuda (repeatable; values are YAML).",
-        ),
-    ] = None,
-    strategies: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated strategies, e.g. uniform,selector:nms,similarity:"
-            "inverse_transform (see `framesel eval strategies`)."
-        ),
-    ] = None,
-    ks: Annotated[
-        str | None, typer.Option("--k", help="Comma-separated frame budgets (default 4,8,16,32).")
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Downstream model (default Qwen/Qwen2-VL-7B-Instruct).")
-    ] = None,
-    selector: Annotated[
-        str | None, typer.Option(help="The trained selector (dir or Hub id) for selector:*.")
-    ] = None,
-    num_candidates: Annotated[
-        int | None, typer.Option("--n", help="Candidate frames per video (default 128).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items.")] = None,
-    answer_format: Annotated[
-        str | None,
-        typer.Option(
-            help="How multiple-choice answers name the option: auto (default; a number that "
-            "reads differently as a 0-based index and as an option's text fails its item), "
-            "letter, index (NExT-QA, LongVideoBench) or text."
+            metavar="KEY=VALUE",
+            help="Override a config key (repeatable).",
+            rich_help_panel=_WHAT,
         ),
     ] = None,
     out: Annotated[
-        Path | None,
-        typer.Option(help="Where results and plots go (default: WORK/results)."),
+        Path | None, typer.Option(metavar="DIR", help="Results and plots (WORK/results).")
     ] = None,
     plots: Plots = True,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Recompute stored failures too.")
+        bool, typer.Option("--retry-failed", metavar="", help="Recompute stored failures too.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", metavar="", help="A progress bar.")
+    ] = True,
     as_json: AsJson = False,
 ) -> None:
     """Answer every question with k frames from each strategy (the same n candidates for all)
-    and report accuracy and seconds per question; committed work is never redone."""
+    and report accuracy and seconds per question; committed work is never redone.
+
+    Items: a --manifest (multiple choice: options and the answer as a letter, 0-based index or
+    option text; open-ended: the text) or a --hub dataset, whose fields --column maps, e.g.
+    --column options=candidates --column answer=correct_choice.
+
+    --answer-format auto (the default) reads letters, indices and texts, and fails an item whose
+    number reads differently as an index and as an option; index suits NExT-QA, LongVideoBench.
+
+    --set overrides a config key (defaults in fslabels.evaluation.config), e.g. --set
+    answerer.dtype=bfloat16 --set scorers.selector.device=cuda (YAML values).
+    """
     import json
 
     from fslabels.evaluation.config import EvalConfig

@@ -13,7 +13,8 @@ app = typer.Typer(
 )
 
 Workdir = Annotated[Path, typer.Argument(help="The run's work directory (holds run.sqlite).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON, not tables.")]
+_CONFIG, _ENGINE = "Config", "Engine"
 
 _STAGES = ("candidates", "captions", "spatial", "temporal", "fused")
 
@@ -21,50 +22,62 @@ _STAGES = ("candidates", "captions", "spatial", "temporal", "fused")
 @app.command("run")
 def run(
     manifest: Annotated[
-        Path,
-        typer.Option(help="JSONL or CSV manifest: video, question[, video_id, options, answer]."),
+        Path, typer.Option(metavar="FILE", help="JSONL or CSV: video, question[, options, …].")
     ],
     videos: Annotated[
-        Path, typer.Option(help="Directory the manifest's video paths are relative to.")
+        Path, typer.Option(metavar="DIR", help="Where the manifest's video paths start.")
     ],
     work: Annotated[
-        Path, typer.Option(help="Work directory: the run store; re-run with it to resume.")
+        Path, typer.Option(metavar="DIR", help="Run store; run again with it to resume.")
     ],
     config: Annotated[
-        Path | None, typer.Option(help="YAML run config (defaults: see fslabels.config).")
+        Path | None, typer.Option(metavar="FILE", help="YAML run config.", rich_help_panel=_CONFIG)
     ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
-            help="Override a config key, e.g. --set spatial.cot=false --set num_candidates=64 "
-            "(repeatable; values are YAML).",
+            metavar="KEY=VALUE",
+            help="Override a config key (repeatable).",
+            rich_help_panel=_CONFIG,
         ),
     ] = None,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Recompute stored failures too.")
+        bool, typer.Option("--retry-failed", metavar="", help="Recompute stored failures too.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar per stage.")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", metavar="", help="Progress bars.")
+    ] = True,
     engine: Annotated[
         str,
-        typer.Option(
-            help="local: this process. ray: Ray Data stages across a cluster (same results; "
-            "needs pip install 'framesel\\[ray]')."  # \\[: literal in rich markup
-        ),
+        typer.Option(metavar="NAME", help="local or ray.", rich_help_panel=_ENGINE),
     ] = "local",
     address: Annotated[
         str | None,
         typer.Option(
-            help="--engine ray: the cluster (auto, HOST:PORT of the head, ray://HOST:10001); "
-            "default: the one `ray start` started here, else a new local Ray instance."
+            metavar="ADDR",
+            help="Ray cluster: auto, HOST:PORT, ray://HOST:10001.",
+            rich_help_panel=_ENGINE,
         ),
     ] = None,
     actors: Annotated[
-        int, typer.Option(min=1, help="--engine ray: actors per backend pool (model copies).")
+        int,
+        typer.Option(
+            min=1, metavar="N", help="Model copies per backend pool.", rich_help_panel=_ENGINE
+        ),
     ] = 1,
     as_json: AsJson = False,
 ) -> None:
-    """Label every (video, question) of MANIFEST; committed work is never redone."""
+    """Label every (video, question) of MANIFEST; committed work is never redone.
+
+    The run config (YAML; defaults in fslabels.config) sets each stage's backend and model.
+
+    --set overrides one key: --set spatial.cot=false --set num_candidates=64 (YAML values).
+
+    --engine ray runs Ray Data stages across a cluster, same results (needs framesel\\[ray]).
+
+    --address picks the cluster: default, the one `ray start` started here, else a local one.
+    """
     import json
 
     from fslabels.config import LabelRunConfig

@@ -18,21 +18,22 @@ app = typer.Typer(
 Url = Annotated[
     str,
     typer.Option(
-        envvar="LABEL_STUDIO_URL", help="Label Studio server, e.g. http://127.0.0.1:8080."
+        envvar="LABEL_STUDIO_URL", metavar="URL", help="Label Studio, e.g. http://127.0.0.1:8080."
     ),
 ]
 Token = Annotated[
     str,
     typer.Option(
         envvar="LABEL_STUDIO_API_KEY",
-        help="API token (legacy token or personal access token).",
+        metavar="TOKEN",
+        help="Legacy or personal access token.",
         show_default=False,
     ),
 ]
 TopK = Annotated[
-    int, typer.Option("--top-k", help="Top frames per source: pre-marked and compared.")
+    int, typer.Option("--top-k", metavar="N", help="Top frames per source, pre-marked.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON, not tables.")]
 
 
 @contextmanager
@@ -56,35 +57,36 @@ def export(
     url: Url,
     token: Token,
     videos: Annotated[
-        Path, typer.Option(help="Directory the dataset's video paths are relative to.")
+        Path, typer.Option(metavar="DIR", help="Where the dataset's video paths start.")
     ],
     media_root: Annotated[
         Path,
-        typer.Option(
-            help="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: clips and frames are "
-            "written under it and served by Label Studio's Local Files storage."
-        ),
+        typer.Option(metavar="DIR", help="The server's Local Files document root."),
     ],
-    project: Annotated[
-        str | None, typer.Option(help="Project title (default: 'framesel review · <version>').")
-    ] = None,
+    project: Annotated[str | None, typer.Option(metavar="TITLE", help="Project title.")] = None,
     sample: Annotated[
-        int | None, typer.Option(help="Rows to review (default: every row not yet reviewed).")
+        int | None, typer.Option(metavar="N", help="Rows to review (default: all unreviewed).")
     ] = None,
     strategy: Annotated[
         str,
-        typer.Option(
-            help="random | uncertain (fused label near 0.5) | disagree (spatial vs temporal)."
-        ),
+        typer.Option(metavar="NAME", help="random, uncertain or disagree."),
     ] = "random",
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Sampling seed.")] = 0,
     top_k: TopK = 8,
     frame_size: Annotated[
-        int, typer.Option(help="Short side of the gallery images in pixels (never upscaled).")
+        int, typer.Option(metavar="PX", help="Gallery images' short side (never upscaled).")
     ] = 360,
     as_json: AsJson = False,
 ) -> None:
-    """Create (or reuse) a Label Studio project with sampled rows as tasks; idempotent."""
+    """Create (or reuse) a Label Studio project with sampled rows as tasks; idempotent.
+
+    Clips and frames are written under --media-root, the server's
+    LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, and served by its Local Files storage.
+
+    --strategy: random; uncertain (fused label near 0.5); disagree (spatial vs temporal).
+
+    The project is titled 'framesel review · <version>' unless --project names it.
+    """
     import json
     from dataclasses import asdict
 
@@ -118,35 +120,40 @@ def export(
 def import_(
     url: Url,
     token: Token,
-    project: Annotated[str, typer.Option(help="The review project's title.")],
+    project: Annotated[str, typer.Option(metavar="TITLE", help="The review project.")],
     dataset: Annotated[
-        str, typer.Option(help="The dataset version the tasks came from (dir or org/name@rev).")
+        str, typer.Option(metavar="VERSION", help="Where the tasks came from: dir or org/name@rev.")
     ],
     out: Annotated[
-        Path | None, typer.Option(help="Write the new version to this directory.")
+        Path | None, typer.Option(metavar="DIR", help="Write the new version here.")
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace a label dataset already at --out.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace a dataset at --out.")
     ] = False,
     repo: Annotated[
-        str | None, typer.Option(help="Push the new version to this Hub dataset repo (org/name).")
+        str | None, typer.Option(metavar="REPO", help="Push it to this Hub dataset repo.")
     ] = None,
-    tag: Annotated[str | None, typer.Option(help="Version tag (default: the next vN).")] = None,
-    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+    tag: Annotated[
+        str | None, typer.Option(metavar="TAG", help="Version tag (default: the next vN).")
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", metavar="", help="Create the repo private.")
+    ] = False,
     top_k: TopK = 8,
     reviewer_emails: Annotated[
         bool,
-        typer.Option(
-            help="Record reviewers' e-mail addresses in the review column (published with "
-            "--repo) instead of pseudonyms reviewer-<Label Studio user id>."
-        ),
+        typer.Option("--reviewer-emails", metavar="", help="E-mails, not pseudonyms."),
     ] = False,
     report_png: Annotated[
-        Path | None, typer.Option(help="Also write the agreement plot here.")
+        Path | None, typer.Option(metavar="FILE", help="Also write the agreement plot here.")
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Import finished reviews as human labels into a new dataset version; print the agreement."""
+    """Import finished reviews as human labels into a new dataset version; print the agreement.
+
+    Reviewers appear in the review column as reviewer-<Label Studio user id>, or with
+    --reviewer-emails as their e-mail addresses (published with --repo).
+    """
     import json
 
     from fslabels.review.importer import import_reviews

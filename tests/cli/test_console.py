@@ -117,3 +117,41 @@ def test_commands_print_only_through_the_console_module():
             if pattern.search(code):
                 offenders.append(f"{path.name}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def _short_help_lines(text: str) -> list[str]:
+    """Lines of an options panel that hold only a wrapped scrap of help (one or two words)."""
+    scraps = []
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [c for c in re.split(r"\s{2,}", line.strip("│ ").strip()) if c]
+        if (
+            len(cells) == 1
+            and len(cells[0].split()) <= 2
+            and not cells[0].startswith(("-", "*", "["))
+        ):
+            scraps.append(line)
+    return scraps
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_reads_well_at_80_and_120_columns(columns):
+    """Every command's --help at both widths: at most a few help lines wrap into one or two
+    words (`framesel labels run --help` had 25 at 80 columns), no line overflows."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    scraps_by_command = {}
+    for command in CASES:
+        done = runner.invoke(app, [*command.split(), "--help"], terminal_width=columns,
+                             env={"COLUMNS": str(columns)})  # fmt: skip
+        assert done.exit_code == 0, (command, done.output)
+        assert max(len(line) for line in done.output.splitlines()) <= columns, command
+        scraps_by_command[command] = _short_help_lines(done.output)
+    worst = {
+        c: len(s) for c, s in scraps_by_command.items() if len(s) > (6 if columns == 80 else 0)
+    }
+    assert worst == {}, {c: scraps_by_command[c] for c in worst}
