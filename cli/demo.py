@@ -19,12 +19,14 @@ def demo(
     training → selection with the trained selector.
 
     Generates a video with known events, samples its candidate frames, draws a contact sheet,
-    builds the tiny offline models the tests use, selects frames with the tiny selector, and
-    labels the video's questions with the tiny teacher models (a resumable label run), and
-    ends by training the tiny selector on the events' ground-truth labels and selecting with it.
+    builds the tiny offline models the tests use, selects frames with the tiny selector, labels
+    two synthetic-world videos with the world's trained teacher models (a resumable label run,
+    scored against the world's truth), and ends by training the tiny selector on the events'
+    ground-truth labels and selecting with it.
     """
     import json
 
+    import numpy as np
     from transformers.utils import logging as hf_logging
 
     from cli.console import stdout
@@ -86,36 +88,51 @@ def demo(
         f"{[round(float(t), 2) for t in result.timestamps]} s"
     )
 
-    # Pseudo-labels for the demo's questions: every stage on the tiny models (random weights,
-    # so the labels are noise; the temporal LLM never writes JSON and its source is recorded as
-    # failed). The same run on the production defaults needs the Hub.
-    from fslabels.config import LabelRunConfig
-    from fslabels.manifest import LabelItem
+    # Pseudo-labels with the world's teachers: tiny models of the production classes trained on
+    # the synthetic world (fslabels.evaluation.teachers), through the production labelers and
+    # transformers backend, scored against the world's truth. The same run on the production
+    # defaults needs the Hub.
+    from fslabels.evaluation.teachers import world_run_config
+    from fslabels.quality import read_truth, score_rows
     from fslabels.run import export_rows, load_sample, run_labels
+    from fsmodel.metrics import candidates_in_spans
+    from fsmodel.training.synthetic_data import write_world
     from fsmodel.viz import score_sheets
 
-    items = [LabelItem(video=clip.path.name, question=q["question"]) for q in clip.questions()]
+    world = write_world(out / "world", 2, seed=7)
     work = out / "labels-work"
-    config = LabelRunConfig.offline(models, num_candidates=32)
-    summary = run_labels(config, items, clip.path.parent, work, progress=False)
+    summary = run_labels(world_run_config(), world["manifest"], world["videos"], work,
+                         progress=False)  # fmt: skip
     rows, captions = export_rows(work)
     console.print(
-        f"[bold]5. Labels[/] (tiny teacher models) {summary.done} of {summary.items} samples "
-        f"labelled, {len(captions)} video captioned once, work dir {work} "
-        f"(framesel labels status {work})"
+        f"[bold]5. Labels[/] (the world's teacher models) {summary.done} of {summary.items} "
+        f"questions about {len(captions)} synthetic-world videos labelled, each video captioned "
+        f"once, work dir {work} (framesel labels status {work})"
     )
     failed = sorted({f["stage"] for f in summary.failures})
     if failed:
         console.print(f"   failed sources, recorded per sample: {', '.join(failed)}")
     if rows:
-        view = load_sample(work, rows[0]["sample_id"])
+        truth = read_truth(world["truth"])
+        report = score_rows(rows, truth, k=8)
+        for source in ("spatial", "temporal", "fused"):
+            got = report.table.get(source, {}).get("all")
+            if got:
+                console.print(
+                    f"   {source:8s} vs truth: AUC {got['auc']:.2f}, recall@8 {got['recall']:.2f} "
+                    f"(framesel labels score … --truth {world['truth']})"
+                )
+        order = next((r for r in rows if r["question"].startswith("What appears")), rows[0])
+        view = load_sample(work, order["sample_id"])
+        groups, _ = candidates_in_spans(truth[order["sample_id"]].spans, view.candidates.timestamps)
         picture = score_sheets(
             view.candidates,
             [(f"{name} · {view.item.question}", values) for name, values in
              (("spatial", view.spatial), ("temporal", view.temporal), ("fused", view.scores))],
+            highlight=[int(i) for i in np.flatnonzero(groups >= 0)],
         )  # fmt: skip
         picture.save(out / "labels.png")
-        console.print(f"   scores of one sample: {out / 'labels.png'}")
+        console.print(f"   scores of one question, true frames outlined: {out / 'labels.png'}")
         from fslabels.dataset import build_dataset
 
         built = build_dataset(work, out / "labels-dataset", overwrite=True)
