@@ -77,13 +77,16 @@ def test_demo_writes_everything(tmp_path, capsys):
         assert (out / "tiny-models" / name / "config.json").exists() or name == "tokenizer"
     printed = capsys.readouterr().out
     assert "When does the red circle appear?" in printed
-    # the label run over the demo's questions: schema-v1 rows from the tiny teacher models
+    # the label run over two synthetic-world videos: schema-v1 rows from the world's teachers,
+    # every source read, scored against the truth
     from fslabels.run import export_rows
     from fsmodel.schema import check_label_rows
 
     rows, captions = export_rows(out / "labels-work")
-    assert len(rows) == 2 and len(captions) == 1
+    assert len(rows) == 6 and len(captions) == 2
     check_label_rows(rows, num_candidates=32)
+    assert "failed sources" not in printed
+    assert "spatial vs truth: AUC" in " ".join(printed.split())
     assert Image.open(out / "labels.png").size[1] > 300
     # ... built into a dataset that datasets loads, and the demo says where it is
     import datasets
