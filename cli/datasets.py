@@ -181,6 +181,9 @@ def score(
     ],
     k: Annotated[int, typer.Option("-k", help="Picks per question for the top-k metrics.")] = 8,
     plot: Annotated[Path | None, typer.Option(help="Write a bar chart (PNG) here.")] = None,
+    card: Annotated[
+        bool, typer.Option("--card", help="Add the report to the (local) dataset's card.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score the labels against truth spans, per source and question kind.
@@ -189,11 +192,13 @@ def score(
     the spatial, temporal, fused and (where reviewed) human labels. Ties (0/1 temporal labels)
     count at their expected value over a random order.
     """
-    from fslabels.quality import METRICS, score_labels
+    from fslabels.quality import METRICS, add_to_card, score_labels
 
     report = score_labels(dataset, truth, k=k)
     if plot is not None:
         report.plot(plot)
+    if card:
+        add_to_card(dataset, report)
     if as_json:
         import json
 
@@ -227,3 +232,5 @@ def score(
     console.print(table)
     if plot is not None:
         console.print(f"Plot: {plot}")
+    if card:
+        console.print(f"Added to the card of {dataset} (README.md, assets/label_quality.png).")

@@ -42,12 +42,23 @@ import numpy as np
 from fsmodel.metrics import candidates_in_spans, expected_top_k, roc_auc
 from fsmodel.schema import HUMAN, QUESTION, SAMPLE_ID, SCORES, SPATIAL, TEMPORAL, TIMESTAMPS, VIDEO
 
-__all__ = ["METRICS", "SOURCES", "QualityReport", "TruthError", "read_truth", "score_labels"]
+__all__ = [
+    "METRICS",
+    "QUALITY_SECTION",
+    "SOURCES",
+    "QualityReport",
+    "TruthError",
+    "add_to_card",
+    "read_truth",
+    "score_labels",
+]
 
 # Report name → the column it reads.
 SOURCES = {"spatial": SPATIAL, "temporal": TEMPORAL, "fused": SCORES, "human": HUMAN}
 METRICS = ("auc", "recall", "precision", "coverage")
 ALL = "all"
+QUALITY_SECTION = "Label quality against truth"
+QUALITY_PLOT = "label_quality.png"
 
 
 class TruthError(ValueError):
@@ -156,6 +167,26 @@ class QualityReport:
             "unscored": self.unscored,
             "table": self.table,
         }
+
+    def markdown(self, plot: str | None = None) -> str:
+        """The report as a card section: a table per source and kind (and the plot, if given)."""
+        metrics = " | ".join(m if m == "auc" else f"{m}@{self.k}" for m in METRICS)
+        lines = [
+            f"Scored against per-question truth spans ({self.questions} questions, k = "
+            f"{self.k}; `framesel labels score`). Ties count at their expected value.",
+            "",
+            f"| source | kind | {metrics} | questions |",
+            "|---|---|" + "---:|" * (len(METRICS) + 1),
+        ]
+        for source, by_kind in self.table.items():
+            for kind in self.kinds():
+                if kind in by_kind:
+                    got = by_kind[kind]
+                    cells = " | ".join(f"{got.get(m, float('nan')):.3f}" for m in METRICS)
+                    lines.append(f"| {source} | {kind} | {cells} | {got['questions']} |")
+        if plot:
+            lines += ["", f"![label quality]({plot})"]
+        return "\n".join(lines)
 
     def kinds(self) -> list[str]:
         found = {kind for by_kind in self.table.values() for kind in by_kind}
@@ -278,3 +309,37 @@ def score_rows(
         for source, by_kind in values.items()
     }
     return QualityReport(k, table, len(matched), flagged, len(rows) - len(matched), per_question)
+
+
+def add_to_card(directory: str | os.PathLike[str], report: QualityReport) -> Path:
+    """Rewrite a local label dataset with the report as a card section (and its plot under
+    ``assets/``); rows, captions, run config and history stay as they are.
+
+    Raises:
+        ValueError: ``directory`` is not a label dataset directory framesel wrote.
+    """
+    import tempfile
+
+    from fslabels.dataset import DATASET_INFO, load_dataset_version, write_dataset
+
+    path = Path(directory)
+    if not path.is_dir():
+        raise ValueError(f"--card writes into a local dataset directory; {directory} is not one")
+    if not (path / DATASET_INFO).is_file():
+        raise ValueError(
+            f"{directory} has no {DATASET_INFO}: --card rewrites datasets made by "
+            "`framesel labels build` (or a review import)"
+        )
+    loaded = load_dataset_version(str(path))
+    with tempfile.TemporaryDirectory(prefix="framesel-quality-") as scratch:
+        png = report.plot(Path(scratch) / QUALITY_PLOT).read_bytes()
+    return write_dataset(
+        path,
+        loaded.rows,
+        loaded.captions,
+        run_config=loaded.run_config,
+        info=loaded.info,
+        extra_sections={QUALITY_SECTION: report.markdown(f"assets/{QUALITY_PLOT}")},
+        assets={QUALITY_PLOT: png},
+        overwrite=True,
+    )

@@ -120,3 +120,22 @@ def test_cli_score_table_json_and_plot(world, tmp_path, capsys):
     assert got["k"] == 4 and got["table"]["spatial"]["all"]["auc"] == 1.0
     assert main(["labels", "score", str(dataset), "--truth", str(tmp_path / "none")]) == 1
     assert "truth file" in capsys.readouterr().err
+
+
+def test_the_report_goes_into_the_dataset_card(world, tmp_path, capsys):
+    from fslabels.dataset import load_dataset_version, write_dataset
+
+    dataset, truth, _ = world
+    rows = _rows(dataset)
+    built = write_dataset(tmp_path / "ds", rows, note="world labels")
+    args = ["labels", "score", str(built), "--truth", str(truth), "--card"]
+    assert main(args) == 0
+    assert "Added to the card" in capsys.readouterr().out
+    card = (built / "README.md").read_text(encoding="utf-8")
+    assert "## Label quality against truth" in card
+    assert "| spatial | presence | 1.000 |" in card and "assets/label_quality.png" in card
+    assert (built / "assets" / "label_quality.png").stat().st_size > 1000
+    again = load_dataset_version(str(built))
+    assert [r["sample_id"] for r in again.rows] == [r["sample_id"] for r in rows]
+    assert main(["labels", "score", str(dataset), "--truth", str(truth), "--card"]) == 1
+    assert "has no framesel_dataset.json: --card rewrites" in capsys.readouterr().err
