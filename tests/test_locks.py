@@ -46,7 +46,15 @@ def test_the_running_venv_is_the_main_lock():
             pytest.fail(f"{sys.prefix} was not made by scripts/setup.sh (no {stamp.name})")
         pytest.skip(f"{sys.prefix} was not made by scripts/setup.sh (installed by hand?)")
     cuda = stamp.read_text().strip().endswith("-cuda")
-    assert locks.venv_problems("main", locks.installed(), cuda_torch=cuda) == []
+    problems = locks.venv_problems("main", locks.installed(), cuda_torch=cuda)
+    # Where each distribution was found, to tell a stray install from a path on sys.path.
+    import importlib.metadata as md
+
+    where = {d.metadata["Name"]: str(getattr(d, "_path", "?")) for d in md.distributions()}
+    strays = {
+        name: path for name, path in where.items() if any(name.lower() in p for p in problems)
+    }
+    assert problems == [], strays
 
 
 @pytest.mark.parametrize("name", sorted(_VENV_PYTHONS))
