@@ -14,19 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_layering import CONTRACT as LAYERING_CONTRACT
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = (
-    "fsmodel.video",
-    "fsmodel.schema",
-    "fsmodel.schema.columns",
-    "fsmodel.schema.validation",
-    "fsmodel.schema.io",
-    "fsmodel.selection",
-    "fsmodel.metrics",
-    "fsmodel.synthetic",
-    "fsmodel.overrides",
-    "fsmodel._imports",
-)
+# The contract layer as the layering rules name it (the package and its import hook included).
+CONTRACT = tuple(sorted(LAYERING_CONTRACT))
 
 
 def _run(code: str) -> dict:
