@@ -48,21 +48,23 @@ def lock_names() -> list[str]:
     return sorted(p.stem for p in LOCK_DIR.glob("*.in"))
 
 
-def uses_pyproject(name: str) -> str | None:
-    """The pyproject extra the lock of `name` is compiled with ('' for the base requirements),
-    read from the `# pyproject:` line of its input file; None if it does not use pyproject."""
+def _directive(name: str, key: str) -> str | None:
+    """The value of the ``# key: value`` line of the input file of `name`, or None."""
     for line in (LOCK_DIR / f"{name}.in").read_text().splitlines():
-        if line.startswith("# pyproject:"):
+        if line.startswith(f"# {key}:"):
             return line.split(":", 1)[1].strip()
     return None
 
 
+def uses_pyproject(name: str) -> str | None:
+    """The pyproject extra the lock of `name` is compiled with ('' for the base requirements),
+    read from the `# pyproject:` line of its input file; None if it does not use pyproject."""
+    return _directive(name, "pyproject")
+
+
 def excluded(name: str) -> list[str]:
     """Packages left out of the lock of `name` (the `# exclude:` line of its input file)."""
-    for line in (LOCK_DIR / f"{name}.in").read_text().splitlines():
-        if line.startswith("# exclude:"):
-            return sorted(canonical(n) for n in line.split(":", 1)[1].split())
-    return []
+    return sorted(canonical(n) for n in (_directive(name, "exclude") or "").split())
 
 
 def inputs_hash(name: str) -> str:
