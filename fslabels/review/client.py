@@ -1,12 +1,16 @@
-"""A small Label Studio REST client over httpx: the calls framesel's review export/import make.
+"""The Label Studio calls framesel's review export/import make, over the official
+``label-studio-sdk`` (2.x).
 
-Plain REST, not ``label-studio-sdk``: the SDK pins opencv-python-headless 4.12, which caps numpy
-below what the rest of framesel uses. Every SDK call is one of these requests anyway.
+A thin layer: the SDK makes the requests and handles both kinds of token (a legacy API token is
+sent as ``Authorization: Token …``; a personal access token, a JWT refresh token, is exchanged for
+an access token sent as ``Bearer``). This class adds what framesel needs on top: plain dicts out,
+projects found by title, bounded paging, and one `LabelStudioError` per failure that names the
+server, the request and what to do (server down, wrong token, unknown project, …). The SDK is
+imported when a client is created, so ``import fslabels.review`` stays cheap.
 
-Tokens: a legacy API token is sent as ``Authorization: Token …``; a personal access token (a JWT
-refresh token, three dot-separated parts) is exchanged at ``/api/token/refresh`` for an access
-token sent as ``Bearer``. Every failure becomes a `LabelStudioError` that names the server, the
-request and what to do (server down, wrong token, unknown project, …).
+One request has no SDK method and goes out on the SDK's HTTP client with the SDK's auth headers
+(`_raw`): fetching a served media URL (``/data/local-files/?d=…``) to check that the reviewer's
+browser will get it.
 
 Example:
     >>> ls = LabelStudio("http://127.0.0.1:8080", token="…")  # doctest: +SKIP
@@ -16,16 +20,13 @@ Example:
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fsmodel._imports import require
 
 __all__ = ["LabelStudio", "LabelStudioError", "ProjectNotFound"]
 
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 # Bounds on paging loops: a misbehaving server must not make a client loop forever.
 _PAGE_SIZE = 100
 _MAX_PAGES = 10_000
@@ -39,12 +40,17 @@ class ProjectNotFound(LabelStudioError):
     """No project of that title (or id) exists on the server."""
 
 
-def _is_jwt(token: str) -> bool:
-    return bool(_JWT.match(token))
+def _plain(item: Any) -> Any:
+    """An SDK model (or a list of them) as the plain JSON-like dicts the rest of framesel reads."""
+    if isinstance(item, list):
+        return [_plain(i) for i in item]
+    if hasattr(item, "model_dump"):
+        return item.model_dump(mode="json", by_alias=True)
+    return item
 
 
 class LabelStudio:
-    """A connection to one Label Studio server (REST API, API token).
+    """A connection to one Label Studio server (label-studio-sdk, API token).
 
     Args:
         url: the server's base URL, e.g. ``http://127.0.0.1:8080``.
@@ -52,11 +58,14 @@ class LabelStudio:
         timeout: seconds per request.
 
     Raises:
-        ImportError: httpx is missing (``pip install 'framesel[review]'``).
+        ImportError: label-studio-sdk is missing (``pip install 'framesel[review]'``).
     """
 
     def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
-        httpx = require("httpx", extra="review", purpose="Label Studio review")
+        sdk = require("label_studio_sdk", extra="review", purpose="Label Studio review")
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
         if not url or not url.startswith(("http://", "https://")):
             raise ValueError(f"Label Studio URL {url!r} must start with http:// or https://")
         if not token:
@@ -65,15 +74,21 @@ class LabelStudio:
                 "--user-token when starting the server)"
             )
         self.url = url.rstrip("/")
-        self._token = token
         self._httpx = httpx
-        self._client = httpx.Client(base_url=self.url, timeout=timeout, follow_redirects=False)
-        self._auth: dict[str, str] | None = None
+        self._api_error = ApiError
+        self._http = httpx.Client(timeout=timeout, follow_redirects=False)
+        # The SDK reads a JWT's expiry when it is created: an expired token fails here.
+        self._sdk = self._call(
+            "connect",
+            lambda: sdk.LabelStudio(
+                base_url=self.url, api_key=token, httpx_client=self._http, max_retries=0
+            ),
+        )
 
     # --- plumbing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     def __enter__(self) -> LabelStudio:
         return self
@@ -81,87 +96,73 @@ class LabelStudio:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _headers(self) -> dict[str, str]:
-        if self._auth is None:
-            if _is_jwt(self._token):
-                reply = self._send(
-                    "POST", "/api/token/refresh/", auth=False, json={"refresh": self._token}
-                )
-                self._auth = {"Authorization": f"Bearer {reply.json()['access']}"}
-            else:
-                self._auth = {"Authorization": f"Token {self._token}"}
-        return self._auth
-
-    def _send(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
-        what = f"{method} {self.url}{path}"
-        headers = {**(self._headers() if auth else {}), **kwargs.pop("headers", {})}
+    def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        """Run one SDK request; every failure becomes a `LabelStudioError` naming ``what``."""
         try:
-            response = self._client.request(method, path, headers=headers, **kwargs)
-        except self._httpx.TransportError as err:
-            raise LabelStudioError(
+            return request()
+        except (self._httpx.TransportError, self._api_error) as err:
+            raise self._translate(what, err) from err
+
+    def _translate(self, what: str, err: Exception) -> LabelStudioError:
+        if isinstance(err, self._httpx.TransportError):
+            return LabelStudioError(
                 f"cannot reach Label Studio at {self.url} ({type(err).__name__}: {err}); is the "
                 "server running, and is --url right?"
-            ) from err
-        if response.status_code in (401, 403):
-            detail = _detail(response)
-            raise LabelStudioError(
-                f"Label Studio at {self.url} refused the token ({response.status_code} on "
-                f"{method} {path}: {detail}); check --token (a legacy token needs the "
-                "organisation's legacy tokens enabled; a personal access token is a JWT)"
             )
-        if response.status_code == 404:
-            raise LabelStudioError(f"{what}: not found (404): {_detail(response)}")
-        if response.status_code >= 400:
-            raise LabelStudioError(
-                f"{what} failed with HTTP {response.status_code}: {_detail(response)}"
+        return self._error(what, getattr(err, "status_code", None), getattr(err, "body", None))
+
+    def _error(self, what: str, status: int | None, body: Any) -> LabelStudioError:
+        detail = _detail(body)
+        if status in (401, 403):
+            return LabelStudioError(
+                f"Label Studio at {self.url} refused the token ({status} on {what}: {detail}); "
+                "check --token (a legacy token needs the organisation's legacy tokens enabled; "
+                "a personal access token is a JWT)"
             )
-        return response
+        if status == 404:
+            return LabelStudioError(f"{what} at {self.url}: not found (404): {detail}")
+        return LabelStudioError(f"{what} at {self.url} failed with HTTP {status}: {detail}")
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._send(method, path, **kwargs)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as err:
-            raise LabelStudioError(
-                f"{method} {self.url}{path} did not return JSON (is {self.url} a Label Studio "
-                f"server?): {response.text[:200]!r}"
-            ) from err
+    def _raw(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request the SDK has no method for, on the SDK's HTTP client with its auth headers
+        (which also does the personal-access-token exchange)."""
+        what = f"{method} {path}"
+        headers = self._call(what, self._sdk._client_wrapper.get_headers)
+        return self._call(
+            what, lambda: self._http.request(method, self.url + path, headers=headers, **kwargs)
+        )
 
-    def _pages(self, path: str, params: Mapping[str, Any], key: str) -> Iterator[dict[str, Any]]:
-        """Items of a paginated list endpoint (``?page=&page_size=``), at most _MAX_PAGES pages."""
-        for page in range(1, _MAX_PAGES + 1):
+    def _pages(self, what: str, pager: Callable[[], Any]) -> list[dict[str, Any]]:
+        """Every item of a paginated SDK list, at most _MAX_PAGES pages."""
+        items: list[dict[str, Any]] = []
+        pages = self._call(what, lambda: iter(pager().iter_pages()))
+        for number in range(_MAX_PAGES):
             try:
-                data = self._json(
-                    "GET", path, params={**params, "page": page, "page_size": _PAGE_SIZE}
-                )
-            except LabelStudioError as err:
-                # Past the last page Label Studio answers 404 "Invalid page".
-                if page > 1 and "404" in str(err):
-                    return
-                raise
-            items = data if isinstance(data, list) else data.get(key, [])
-            yield from items
-            if isinstance(data, list) or len(items) < _PAGE_SIZE or not data.get("next", True):
-                return
-        raise LabelStudioError(f"{self.url}{path}: more than {_MAX_PAGES} pages; giving up")
+                page = next(pages, None)
+            except (self._httpx.TransportError, self._api_error) as err:
+                # The SDK asks for one page past a full last page; Label Studio answers that
+                # with 404 "Invalid page".
+                if number > 0 and getattr(err, "status_code", None) == 404:
+                    return items
+                raise self._translate(what, err) from err
+            if page is None:
+                return items
+            items += _plain(list(page.items or []))
+        raise LabelStudioError(f"{what} at {self.url}: more than {_MAX_PAGES} pages; giving up")
 
     # --- users and projects ---------------------------------------------------------------
 
     def whoami(self) -> dict[str, Any]:
-        """The token's user (``/api/current-user/whoami``): checks URL and token in one call."""
-        return self._json("GET", "/api/current-user/whoami")
+        """The token's user: checks URL and token in one call."""
+        return _plain(self._call("whoami", self._sdk.users.whoami))
 
     def users(self) -> dict[int, dict[str, Any]]:
         """All users of the organisation by id."""
-        data = self._json("GET", "/api/users/")
-        items = data if isinstance(data, list) else data.get("results", [])
-        return {int(user["id"]): user for user in items}
+        return {int(u["id"]): u for u in _plain(self._call("list users", self._sdk.users.list))}
 
     def projects(self) -> list[dict[str, Any]]:
         """Every project the token can see."""
-        return list(self._pages("/api/projects/", {}, "results"))
+        return self._pages("list projects", lambda: self._sdk.projects.list(page_size=_PAGE_SIZE))
 
     def find_project(self, title: str) -> dict[str, Any]:
         """The project titled ``title``.
@@ -188,116 +189,116 @@ class LabelStudio:
 
     def create_project(self, title: str, label_config: str, description: str = "") -> dict:
         """A new project (the server validates ``label_config``)."""
-        return self._json(
-            "POST",
-            "/api/projects/",
-            json={"title": title, "label_config": label_config, "description": description},
+        return _plain(
+            self._call(
+                f"create project {title!r}",
+                lambda: self._sdk.projects.create(
+                    title=title, label_config=label_config, description=description
+                ),
+            )
         )
 
     def update_project(self, project_id: int, **fields: Any) -> dict[str, Any]:
-        return self._json("PATCH", f"/api/projects/{project_id}/", json=fields)
+        return _plain(
+            self._call(
+                f"update project {project_id}",
+                lambda: self._sdk.projects.update(id=project_id, **fields),
+            )
+        )
 
     # --- media ----------------------------------------------------------------------------
 
     def local_storages(self, project_id: int) -> list[dict[str, Any]]:
-        data = self._json("GET", "/api/storages/localfiles/", params={"project": project_id})
-        return data if isinstance(data, list) else data.get("results", [])
+        return _plain(
+            self._call(
+                f"list local storages of project {project_id}",
+                lambda: self._sdk.import_storage.local.list(project=project_id),
+            )
+        )
 
     def create_local_storage(self, project_id: int, path: str, title: str) -> dict[str, Any]:
         """A Local Files import storage over ``path`` (a directory under the server's
         ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``); it is never synced, it only lets the server
         serve files under ``path`` to the project's users."""
-        return self._json(
-            "POST",
-            "/api/storages/localfiles/",
-            json={
-                "project": project_id,
-                "path": path,
-                "title": title,
-                "use_blob_urls": False,
-                "regex_filter": "",
-                "recursive_scan": False,
-            },
-        )
-
-    def upload(self, project_id: int, files: Sequence[Path]) -> list[str]:
-        """Upload files to the project without creating tasks; returns their ``/data/upload/…``
-        URLs in the order given."""
-        handles = [(f"file{i}", (Path(f).name, Path(f).read_bytes())) for i, f in enumerate(files)]
-        data = self._json(
-            "POST",
-            f"/api/projects/{project_id}/import",
-            params={"commit_to_project": "false"},
-            files=handles,
-        )
-        ids = data.get("file_upload_ids") or []
-        if len(ids) != len(files):
-            raise LabelStudioError(
-                f"uploading {len(files)} files to project {project_id} returned {len(ids)} ids"
+        return _plain(
+            self._call(
+                f"create a local storage for project {project_id}",
+                lambda: self._sdk.import_storage.local.create(
+                    project=project_id,
+                    path=path,
+                    title=title,
+                    use_blob_urls=False,
+                    regex_filter="",
+                    recursive_scan=False,
+                ),
             )
-        uploads = self._json(
-            "GET", f"/api/projects/{project_id}/file-uploads", params={"ids": json.dumps(ids)}
         )
-        by_id = {int(u["id"]): u["file"] for u in uploads}
-        return [by_id[int(i)] for i in ids]
 
     def fetch_status(self, path: str) -> int:
         """The HTTP status of GET ``path`` with the token (e.g. a ``/data/local-files/`` URL)."""
-        try:
-            response = self._client.get(path, headers=self._headers())
-        except self._httpx.TransportError as err:
-            raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {err}") from err
-        return response.status_code
+        # Raw: serving media is not an API call.
+        return self._raw("GET", path).status_code
 
     # --- tasks, predictions, annotations --------------------------------------------------
 
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
         """Create tasks (with their ``predictions``); returns the new task ids."""
-        data = self._json(
-            "POST",
-            f"/api/projects/{project_id}/import",
-            params={"return_task_ids": "true"},
-            json=list(tasks),
+        reply = self._call(
+            f"import tasks into project {project_id}",
+            lambda: self._sdk.projects.import_tasks(
+                id=project_id, request=[dict(t) for t in tasks], return_task_ids=True
+            ),
         )
-        return [int(i) for i in data.get("task_ids") or []]
+        return [int(i) for i in _plain(reply).get("task_ids") or []]
 
     def tasks(self, project_id: int) -> list[dict[str, Any]]:
         """Every task of the project with its data, annotations and predictions."""
-        return list(self._pages("/api/tasks/", {"project": project_id, "fields": "all"}, "tasks"))
+        return self._pages(
+            f"list tasks of project {project_id}",
+            lambda: self._sdk.tasks.list(project=project_id, fields="all", page_size=_PAGE_SIZE),
+        )
 
     def create_prediction(
         self, task_id: int, result: list[dict[str, Any]], model_version: str, score: float
     ) -> dict[str, Any]:
-        return self._json(
-            "POST",
-            "/api/predictions/",
-            json={
-                "task": task_id,
-                "result": result,
-                "model_version": model_version,
-                "score": score,
-            },
+        return _plain(
+            self._call(
+                f"create a prediction on task {task_id}",
+                lambda: self._sdk.predictions.create(
+                    task=task_id, result=result, model_version=model_version, score=score
+                ),
+            )
         )
 
     def delete_prediction(self, prediction_id: int) -> None:
-        self._json("DELETE", f"/api/predictions/{prediction_id}/")
+        self._call(
+            f"delete prediction {prediction_id}",
+            lambda: self._sdk.predictions.delete(id=prediction_id),
+        )
 
     def update_task(self, task_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a task's ``data`` (its annotations and predictions are kept)."""
-        return self._json("PATCH", f"/api/tasks/{task_id}/", json={"data": dict(data)})
+        return _plain(
+            self._call(
+                f"update task {task_id}",
+                lambda: self._sdk.tasks.update(id=task_id, data=dict(data)),
+            )
+        )
 
     def create_annotation(self, task_id: int, result: list[dict[str, Any]], **fields: Any) -> dict:
         """An annotation on a task, as a reviewer submits it in the UI."""
-        return self._json(
-            "POST", f"/api/tasks/{task_id}/annotations/", json={"result": result, **fields}
+        return _plain(
+            self._call(
+                f"annotate task {task_id}",
+                lambda: self._sdk.annotations.create(id=task_id, result=result, **fields),
+            )
         )
 
 
-def _detail(response: Any) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:300].strip() or response.reason_phrase
+def _detail(data: Any) -> str:
+    """The useful part of an error reply's body."""
+    if isinstance(data, str):
+        return data[:300].strip() or "(no detail)"
     if isinstance(data, dict):
         for key in ("validation_errors", "detail", "message", "error"):
             if data.get(key):
