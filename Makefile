@@ -40,10 +40,11 @@ demo: setup          ## offline demo on the embedded defaults
 setup-test: setup
 	@$(MAKE) --no-print-directory -j4 --output-sync=target setup-vllm setup-labelstudio setup-chromium setup-lmms
 
-test: setup-test     ## lint + the whole test suite on both cores, vLLM tests included (what CI runs)
+test: setup-test     ## lint + the whole suite on both cores (vLLM tests included; torchvision ones in .venv-lmms): what CI runs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -n auto
+	$(LMMS_VENV)/bin/python -m pytest -n auto -m torchvision
 
 teachers: setup      ## retrain the world's teacher models from their recipe, measure and store them (≈ 40 min)
 	OMP_NUM_THREADS=2 $(VENV)/bin/python -m fslabels.evaluation.teachers.build

@@ -4,7 +4,8 @@
 # Environment:
 #   PYTHON                    the CPython 3.11 that creates the venvs (default: python3, then python3.11)
 #   FRAMESEL_TORCH            cpu | cuda: which torch build .venv gets (default: cuda when
-#                             `nvidia-smi -L` lists a GPU, else cpu); the test venvs are always cpu
+#                             `nvidia-smi -L` lists a GPU, else cpu); a test venv takes the build
+#                             its lock names (CPU; PyPI's CUDA build for .venv-lmms)
 #   FRAMESEL_TORCH_WHEELS     a directory holding the CPU torch wheel (default: /opt/wheels when it
 #                             holds it); without one, uv takes it from the PyTorch CPU index
 #   FRAMESEL_UV               the uv to use (default: .venv/bin/uv, installed by scripts/setup.sh)
@@ -91,6 +92,10 @@ install_locked() {
     "$uv" venv -q --python "$py" "$venv"
   fi
   torch_source
+  if [ "$("$py" scripts/locks.py torch "$name")" = pypi ]; then
+    # PyPI's torch: `torch==X` is also met by an installed X+cpu, which sync would keep.
+    TORCH_ARGS=(--reinstall-package torch)
+  fi
   local sync_lock=$lock
   if [ "$torch" = cuda ]; then
     sync_lock=$(mktemp)

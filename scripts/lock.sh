@@ -24,12 +24,14 @@ for name in "${names[@]}"; do
   fi
   exclude=()
   for pkg in $("$py" scripts/locks.py exclude "$name"); do exclude+=(--no-emit-package "$pkg"); done
+  torch_args=("${TORCH_ARGS[@]}")
+  [ "$("$py" scripts/locks.py torch "$name")" = pypi ] && torch_args=()
   out=scripts/locks/$name.txt
   tmp=$(mktemp)
   [ -f "$out" ] && grep -v '^# framesel-lock:' "$out" >"$tmp"
   "$uv" pip compile -q "${sources[@]}" "scripts/locks/$name.in" "${exclude[@]}" "${upgrade[@]}" \
     --generate-hashes --python-version "$LOCK_PYTHON_VERSION" --python-platform "$LOCK_PLATFORM" \
-    "${TORCH_ARGS[@]}" --custom-compile-command "make lock" --no-header -o "$tmp"
+    "${torch_args[@]}" --custom-compile-command "make lock" --no-header -o "$tmp"
   {
     echo "# The exact environment of this venv, compiled from scripts/locks/$name.in by 'make lock'"
     echo "# (uv pip compile --generate-hashes, CPython $LOCK_PYTHON_VERSION, $LOCK_PLATFORM). Do not edit."

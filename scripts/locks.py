@@ -9,7 +9,8 @@ header records what it was compiled from:
 
 `exclude` names packages that a dependency asks for but that must not be installed in that venv
 (for example the CUDA torchvision that breaks `import vllm` beside the CPU torch): they are left
-out of the lock, so they are never installed and never have to be removed afterwards.
+out of the lock, so they are never installed and never have to be removed afterwards. A
+`# torch: pypi` line makes a lock take torch from PyPI (the CUDA build) instead of the CPU build.
 
 Standard library only: set-up runs this with whatever Python creates the venvs.
 
@@ -65,6 +66,16 @@ def uses_pyproject(name: str) -> str | None:
 def excluded(name: str) -> list[str]:
     """Packages left out of the lock of `name` (the `# exclude:` line of its input file)."""
     return sorted(canonical(n) for n in (_directive(name, "exclude") or "").split())
+
+
+def torch_build(name: str) -> str:
+    """Where the lock of `name` takes torch from: ``cpu`` (default; the CPU build, from the wheel
+    directory or the PyTorch CPU index) or ``pypi`` (PyPI's own wheel, the CUDA build, which also
+    runs on a CPU-only machine), from the `# torch:` line of its input file."""
+    build = _directive(name, "torch") or "cpu"
+    if build not in ("cpu", "pypi"):
+        raise ValueError(f"scripts/locks/{name}.in: '# torch:' must be cpu or pypi, not {build!r}")
+    return build
 
 
 def inputs_hash(name: str) -> str:
@@ -159,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("names", help="the environments that have a lock")
-    for cmd in ("inputs-hash", "exclude", "pyproject-extra"):
+    for cmd in ("inputs-hash", "exclude", "pyproject-extra", "torch"):
         sub.add_parser(cmd).add_argument("name")
     for cmd in ("only", "without"):
         entry = sub.add_parser(cmd, help=f"the lock {cmd} one package's entry")
@@ -177,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         print(inputs_hash(args.name))
     elif args.command == "exclude":
         print(" ".join(excluded(args.name)))
+    elif args.command == "torch":
+        print(torch_build(args.name))
     elif args.command == "pyproject-extra":
         extra = uses_pyproject(args.name)
         if extra is None:

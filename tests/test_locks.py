@@ -82,9 +82,14 @@ def test_every_lock_pins_every_package_with_hashes():
         assert header["exclude"] == ",".join(locks.excluded(name)), name
         # The excluded packages are really left out.
         assert not set(locks.excluded(name)) & set(pins), name
-    # The CPU torch is the build every torch-bearing lock pins.
-    for name in ("main", "vllm", "lmms"):
+    # The CPU torch where a lock says nothing; PyPI's (CUDA) build with its torchvision where it
+    # says `# torch: pypi` (.venv-lmms, the stack GPU users have).
+    for name in ("main", "vllm"):
+        assert locks.torch_build(name) == "cpu"
         assert locks.read_lock(name)[0]["torch"].endswith("+cpu"), name
+    assert locks.torch_build("lmms") == "pypi"
+    lmms = locks.read_lock("lmms")[0]
+    assert "+" not in lmms["torch"] and "torchvision" in lmms
     # The known break: lmms-eval 0.7.3 imports filelock._api, gone in filelock 4.3.
     major, minor = (int(p) for p in locks.read_lock("lmms")[0]["filelock"].split(".")[:2])
     assert (major, minor) < (4, 3)

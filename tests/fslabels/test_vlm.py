@@ -17,19 +17,8 @@ from PIL import Image
 
 from fslabels import vlm
 
-
-def _torchvision_imports() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or a build for another torch (RuntimeError)
-        return False
-    return True
-
-
-# The fallback only runs where video processors cannot load; with torchvision, AutoProcessor wins.
-needs_fallback = pytest.mark.skipif(
-    _torchvision_imports(), reason="torchvision imports, so the stock processor loads"
-)
+# These run in .venv, which has no torchvision, so `load_processor` takes the image-only fallback
+# (the stock path runs in .venv-lmms: tests/fslabels/test_stock_processor.py).
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +110,6 @@ def test_chat_template_with_images_tokenizes_and_runs(processor, model):
         assert torch.isfinite(model(**inputs).logits).all()
 
 
-@needs_fallback
 def test_fallback_logs_one_warning_line(vl_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="fslabels.vlm"):
         processor = vlm.load_processor(vl_dir)
@@ -134,13 +122,11 @@ def test_fallback_logs_one_warning_line(vl_dir, caplog):
     assert not hasattr(processor, "video_processor")
 
 
-@needs_fallback
 def test_videos_raise_a_clear_error(processor):
     with pytest.raises(ValueError, match="pass the video's frames as images"):
         processor(videos=[[_frame(0)]], text=["<|vision_start|><|video_pad|><|vision_end|>"])
 
 
-@needs_fallback
 def test_fallback_processor_pickles(processor):
     # datasets.map(num_proc=...) pickles whatever the labeler holds.
     clone = pickle.loads(pickle.dumps(processor))
@@ -172,7 +158,6 @@ def test_text_only_checkpoint_gives_its_tokenizer(tiny_models, caplog):
     assert not [r for r in caplog.records if r.name == "fslabels.vlm"]
 
 
-@needs_fallback
 def test_qwen2_5_vl_uses_its_own_stock_class(vl_dir, tmp_path):
     from transformers import Qwen2_5_VLProcessor
 
@@ -188,7 +173,6 @@ def test_qwen2_5_vl_uses_its_own_stock_class(vl_dir, tmp_path):
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
 
 
-@needs_fallback
 def test_legacy_hub_layout_falls_back(vl_dir, tmp_path):
     # Qwen2-VL-7B-Instruct on the Hub predates processor_config.json: preprocessor_config.json
     # holds the image settings and names the processor class.
@@ -202,7 +186,6 @@ def test_legacy_hub_layout_falls_back(vl_dir, tmp_path):
     assert processor.image_processor.size == config["image_processor"]["size"]
 
 
-@needs_fallback
 def test_model_type_names_the_family_when_no_file_does(vl_dir, tmp_path):
     ckpt = _processor_files(vl_dir, tmp_path / "unnamed")
     _edit_json(ckpt / "processor_config.json", processor_class=None)
@@ -211,7 +194,6 @@ def test_model_type_names_the_family_when_no_file_does(vl_dir, tmp_path):
     assert type(processor).__name__ == "Qwen2VLImageOnlyProcessor"
 
 
-@needs_fallback
 def test_unknown_family_names_family_cause_and_fix(vl_dir, tmp_path):
     # A real transformers processor with a video processor but no image-only fallback here.
     ckpt = _processor_files(vl_dir, tmp_path / "qwen3-vl")

@@ -31,7 +31,7 @@ def tokenizer(paths):
 def vl_processor(paths):
     from fslabels.vlm import load_processor
 
-    # The stock processor where torchvision imports, the image-only fallback elsewhere (CI).
+    # The image-only fallback: .venv has no torchvision (the stock path: test_stock_processor.py).
     return load_processor(paths["qwen2-vl"])
 
 
@@ -47,20 +47,6 @@ def lm(paths):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(paths["qwen2"]).eval()
-
-
-def _torchvision_imports() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or a build for another torch (RuntimeError)
-        return False
-    return True
-
-
-NO_TORCHVISION_REASON = (
-    "torchvision does not import here (it cannot be installed beside torch 2.13 CPU), and the "
-    "stock Qwen2VLProcessor needs it for its video processor in transformers 5"
-)
 
 
 def _frame(seed: int, height: int = 48, width: int = 64) -> Image.Image:
@@ -203,15 +189,14 @@ def test_qwen2_vl_processor_encodes_images(vl_processor, tokenizer):
     assert int(inputs["mm_token_type_ids"].sum()) == 4
 
 
-@pytest.mark.skipif(not _torchvision_imports(), reason=NO_TORCHVISION_REASON)
-def test_stock_processor_loads_where_torchvision_imports(paths):
+@pytest.mark.torchvision
+def test_stock_processor_loads_with_torchvision(paths):
     from transformers import AutoProcessor, Qwen2VLProcessor
 
     processor = AutoProcessor.from_pretrained(paths["qwen2-vl"])
     assert type(processor) is Qwen2VLProcessor
 
 
-@pytest.mark.skipif(_torchvision_imports(), reason="torchvision imports: AutoProcessor works")
 def test_stock_processor_fails_without_torchvision(paths):
     """Why fslabels.vlm.load_processor has a fallback (huggingface/transformers#48558).
 
