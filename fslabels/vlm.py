@@ -79,7 +79,7 @@ def load_processor(
     Tries ``AutoProcessor.from_pretrained``. If that fails only because the checkpoint's video
     processor needs torchvision and torchvision is missing or broken, a known family (Qwen2-VL,
     Qwen2.5-VL; see ``IMAGE_ONLY_PROCESSORS``) is loaded as an image-only subclass of its stock
-    processor class, and a warning is logged. Any other failure propagates unchanged. A text-only
+    processor class, and one info line is logged. Any other failure propagates unchanged. A text-only
     checkpoint gives whatever ``AutoProcessor`` gives (its tokenizer).
 
     Args:
@@ -129,7 +129,9 @@ def load_processor(
                 "supported model."
             ) from err
         processor_cls = image_only_processor_class(stock_name)
-        logger.warning(
+        # Info, not a warning: labelling passes frames as images anyway, and where a video was
+        # wanted the caller says so (the answerer warns when it falls back to images).
+        logger.info(
             "%s: %s needs torchvision for its video processor (%s); using the image-only %s "
             "(pass video frames as images).",
             os.fspath(name_or_path),
