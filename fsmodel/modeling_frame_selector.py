@@ -41,7 +41,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_frame_selector import FrameSelectorConfig
-from .selection import get_rule, select
+from .selection import get_rule, select_distinct
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +78,15 @@ class SelectionResult:
     """The frames `FrameSelectorModel.select_frames` chose for one question.
 
     Attributes:
-        indices: ``[k]`` frame indices in the video, ascending.
+        indices: ``[k]`` frame indices in the video, ascending: ``min(k, N)`` distinct ones on a
+            video of N frames (picks are made over distinct frames; only a video with fewer than
+            k frames repeats one).
         timestamps: ``[k]`` their presentation times in seconds (``nan`` when unknown).
         positions: ``[k]`` the chosen candidate positions in ``0..n-1``, ascending.
         scores: ``[n]`` float32 score of every candidate.
         strategy: the selection strategy used.
         k: how many frames were chosen.
+        repeated: ``[k]`` bool, a pick showing a frame an earlier pick shows.
     """
 
     indices: np.ndarray
@@ -92,6 +95,7 @@ class SelectionResult:
     scores: np.ndarray
     strategy: str
     k: int
+    repeated: np.ndarray | None = None
 
 
 class FrameSelectorMLP(nn.Module):
@@ -675,7 +679,8 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                 processor,
             )
             for sample, row in zip(samples, scores, strict=True):
-                positions = select(row, k, strategy)
+                picks = select_distinct(row, sample["indices"], k, strategy)
+                positions = picks.positions
                 results.append(
                     SelectionResult(
                         indices=sample["indices"][positions],
@@ -684,6 +689,7 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                         scores=row,
                         strategy=strategy,
                         k=k,
+                        repeated=picks.repeated,
                     )
                 )
         return results

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -195,14 +196,81 @@ def select(scores: np.ndarray, k: int, strategy: str = "nms") -> np.ndarray:
     return get_rule(strategy)(scores, k)
 
 
+class Picks(NamedTuple):
+    """What `select_distinct` chose: ``positions`` (``[k]`` candidate positions, ascending) and
+    ``repeated`` (``[k]`` bool: the pick shows a frame an earlier pick already shows)."""
+
+    positions: np.ndarray
+    repeated: np.ndarray
+
+    @property
+    def distinct(self) -> int:
+        """How many distinct frames the picks show."""
+        return int((~self.repeated).sum())
+
+
+def select_distinct(
+    scores: np.ndarray, frame_indices: np.ndarray, k: int, strategy: str = "nms", **options
+) -> Picks:
+    """Exactly ``k`` picks, of which ``min(k, N)`` show distinct frames, on a video whose ``n``
+    candidates show ``N`` distinct frames (a short video repeats frames among its candidates).
+
+    The rule runs over the distinct frames (each scored by the best of its candidates, and
+    represented by its first candidate), so a budget of k never spends two picks on one frame
+    while another is left. Only when ``N < k`` do picks repeat: every frame once, then the
+    highest-scoring remaining candidates, marked in ``repeated``. When every candidate shows its
+    own frame this is exactly ``get_rule(strategy)(scores, k)``.
+
+    Args:
+        scores: ``[n]`` per-candidate scores.
+        frame_indices: ``[n]`` the frame each candidate shows (non-decreasing).
+        k: picks, 1 ≤ k ≤ n.
+        strategy: a registered rule; ``options`` go to it (e.g. ``alpha``).
+
+    Raises:
+        ValueError: a bad score vector or k, or frame indices of another shape.
+
+    Example:
+        >>> picks = select_distinct(np.array([0.9, 0.8, 0.1, 0.2]), np.array([0, 0, 1, 2]), k=2)
+        >>> picks.positions.tolist(), picks.distinct
+        ([0, 3], 2)
+    """
+    scores = _check(scores, k)
+    frames = np.asarray(frame_indices)
+    if frames.shape != scores.shape:
+        raise ValueError(
+            f"frame_indices has shape {frames.shape}, the scores {scores.shape}: one frame index "
+            "per candidate"
+        )
+    rule = get_rule(strategy)
+    distinct, first, owner = np.unique(frames, return_index=True, return_inverse=True)
+    if distinct.size == frames.size:
+        positions = rule(scores, k, **options)
+        return Picks(positions, np.zeros(k, bool))
+    if k <= distinct.size:
+        best = np.full(distinct.size, -np.inf)
+        np.maximum.at(best, owner.reshape(-1), scores)
+        positions = np.sort(first[rule(best, k, **options)])
+        return Picks(positions.astype(np.int64), np.zeros(k, bool))
+    taken = set(first.tolist())
+    rest = [int(i) for i in _ranking(scores) if int(i) not in taken][: k - distinct.size]
+    positions = np.sort(np.asarray([*taken, *rest], dtype=np.int64))
+    shown = frames[positions]
+    repeated = np.zeros(k, bool)
+    repeated[1:] = shown[1:] == shown[:-1]
+    return Picks(positions, repeated)
+
+
 __all__ = [
     "DEFAULT_ALPHA",
     "RULES",
+    "Picks",
     "get_rule",
     "greedy_nms",
     "inverse_transform",
     "register_rule",
     "select",
+    "select_distinct",
     "suppression_radius",
     "topk",
     "uniform",

@@ -472,10 +472,12 @@ class _Eval:
         prompt = build_prompt(item.question, item.options)
         context: dict[str, Any] = {"strategy": strategy.name, "k": k, "user_text": prompt.text}
         try:
-            positions, rule_seconds = strategy.pick(curve, len(candidates), k)
+            picks, rule_seconds = strategy.pick(curve, candidates.indices, k)
+            positions = picks.positions
             context.update(
                 positions=positions.tolist(),
                 frame_indices=candidates.indices[positions].tolist(),
+                distinct_frames=picks.distinct,
                 timestamps=candidates.timestamps[positions].tolist(),
                 rule_seconds=rule_seconds,
             )

@@ -186,7 +186,10 @@ class Selection:
         strategy: the strategy's name (``"selector:nms"``).
         k: frames chosen.
         positions: ``[k]`` candidate positions in ``0..n-1``, ascending.
-        indices: ``[k]`` frame indices in the video.
+        indices: ``[k]`` frame indices in the video: ``min(k, N)`` distinct ones on a video of N
+            frames.
+        repeated: ``[k]`` bool, a pick showing a frame an earlier pick shows (only on a video
+            with fewer than k frames); ``None`` when not known.
         timestamps: ``[k]`` presentation times in seconds.
         scores: ``[n]`` the score curve (``None`` for ``uniform``).
         cost: `Cost`.
@@ -203,6 +206,12 @@ class Selection:
     cost: Cost
     frames: np.ndarray | None = None
     num_candidates: int = 0
+    repeated: np.ndarray | None = None
+
+    @property
+    def distinct_frames(self) -> int:
+        """How many distinct frames the picks show."""
+        return len(np.unique(self.indices))
 
 
 # --- scorers ----------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from fsmodel.video import (
 )
 
 if TYPE_CHECKING:
+    from fsmodel.selection import Picks
     from fsmodel.video import Candidates
 
 __all__ = [
@@ -157,7 +158,7 @@ class Strategy:
 
     Example:
         >>> strategy = Strategy("uniform")
-        >>> strategy.pick(None, n=16, k=4)[0].tolist()
+        >>> strategy.pick(None, np.arange(16), k=4)[0].positions.tolist()
         [2, 6, 10, 14]
     """
 
@@ -196,6 +197,8 @@ class Strategy:
         return {
             "rule": self.rule,
             "rule_options": self.rule_options,
+            # Picks are made over distinct frames (a short video's candidates repeat frames).
+            "picks": "distinct-frames",
             "scorer": None if self.scorer is None else self.scorer.fingerprint(),
         }
 
@@ -214,13 +217,22 @@ class Strategy:
             )
         return curve
 
-    def pick(self, curve: ScoreCurve | None, n: int, k: int) -> tuple[np.ndarray, float]:
-        """``(positions, seconds)``: the rule applied to the curve (``uniform``: to n flat
-        scores).
+    def pick(
+        self, curve: ScoreCurve | None, frame_indices: np.ndarray, k: int
+    ) -> tuple[Picks, float]:
+        """``(picks, seconds)``: the rule applied to the curve (``uniform``: to flat scores) over
+        the candidates' distinct frames (`fsmodel.selection.select_distinct`): exactly k picks,
+        ``min(k, N)`` of them distinct frames on a video of N frames.
+
+        Args:
+            curve: the score curve (``None`` for ``uniform``).
+            frame_indices: ``[n]`` the frame each candidate shows.
+            k: picks.
 
         Raises:
             ValueError: k out of range, or a curve of the wrong length.
         """
+        n = len(frame_indices)
         if curve is None:
             if self.scorer is not None:
                 raise ValueError(f"strategy {self.name!r} needs a score curve")
@@ -230,8 +242,10 @@ class Strategy:
             if scores.shape != (n,):
                 raise ValueError(f"the score curve has shape {scores.shape}, expected ({n},)")
         start = time.perf_counter()
-        positions = _rules().get_rule(self.rule)(scores, k, **self.rule_options)
-        return positions, time.perf_counter() - start
+        picks = _rules().select_distinct(
+            scores, np.asarray(frame_indices), k, self.rule, **self.rule_options
+        )
+        return picks, time.perf_counter() - start
 
     def select(
         self,
@@ -261,13 +275,15 @@ class Strategy:
         fresh = curve is None
         if fresh:
             curve = self.score(candidates, question, options)
-        positions, rule_seconds = self.pick(curve, len(candidates), k)
+        picks, rule_seconds = self.pick(curve, candidates.indices, k)
+        positions = picks.positions
         cost = dataclasses.replace(curve.cost) if (curve is not None and fresh) else Cost()
         cost.rule_seconds = rule_seconds
         return Selection(
             strategy=self.name,
             k=k,
             positions=positions,
+            repeated=picks.repeated,
             indices=np.asarray(candidates.indices)[positions],
             timestamps=np.asarray(candidates.timestamps)[positions],
             scores=None if curve is None else curve.scores,
@@ -327,7 +343,8 @@ def uniform_selection(
     start = time.perf_counter()
     index = probe(path)
     targets = candidate_indices(index.num_frames, num_candidates)
-    positions = _rules().uniform(np.zeros(num_candidates), k)
+    picks = _rules().select_distinct(np.zeros(num_candidates), targets, k, UNIFORM)
+    positions = picks.positions
     wanted = targets[positions]
     unique, inverse = np.unique(wanted, return_inverse=True)
     frame_reader = get_reader(reader)
@@ -341,6 +358,7 @@ def uniform_selection(
         strategy=UNIFORM,
         k=k,
         positions=positions,
+        repeated=picks.repeated,
         indices=wanted.astype(np.int64),
         timestamps=index.timestamps(wanted),
         scores=None,

@@ -29,6 +29,16 @@ def text_backend(tiny_models):
 
 
 @pytest.fixture(scope="session")
+def similarity_model(tiny_models, tmp_path_factory):
+    """A tiny SigLIP (image and text towers) for the similarity scorer."""
+    from fsmodel.tiny import build_tiny_similarity
+
+    return build_tiny_similarity(
+        tmp_path_factory.mktemp("tiny-similarity") / "siglip", tiny_models["tokenizer"]
+    )
+
+
+@pytest.fixture(scope="session")
 def vocab_size(tiny_models) -> int:
     """Asking for this many alternatives returns the whole next-token distribution."""
     import json

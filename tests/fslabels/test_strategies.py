@@ -30,17 +30,9 @@ from fslabels.evaluation.strategies import (
 )
 from fsmodel.selection import get_rule, inverse_transform, select, uniform
 from fsmodel.synthetic import Event, read_frame_index, write_video
-from fsmodel.tiny import build_tiny_similarity
 from fsmodel.video import sample_candidates
 
 N = 16
-
-
-@pytest.fixture(scope="session")
-def similarity_model(tiny_models, tmp_path_factory) -> Path:
-    return build_tiny_similarity(
-        tmp_path_factory.mktemp("tiny-similarity") / "siglip", tiny_models["tokenizer"]
-    )
 
 
 @pytest.fixture(scope="module")

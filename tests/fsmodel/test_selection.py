@@ -193,3 +193,53 @@ def test_bad_inputs_raise_value_error(name, scores, k, match):
 
 def test_numpy_integer_k_is_accepted():
     assert select(np.arange(6.0), np.int64(2), "nms").tolist() == [4, 5]
+
+
+# --- exact budgets over distinct frames --------------------------------------------------------
+
+
+@st.composite
+def scores_frames_and_k(draw, max_n: int = 64):
+    scores, k = draw(scores_and_k(max_n=max_n))
+    # Non-decreasing frame indices with runs: a video with fewer frames than candidates.
+    steps = draw(
+        st.lists(st.sampled_from([0, 0, 1, 1, 2]), min_size=scores.size, max_size=scores.size)
+    )
+    return scores, np.cumsum(steps), k
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+@SETTINGS
+@given(case=scores_frames_and_k())
+def test_select_distinct_gives_k_picks_of_which_min_k_n_distinct_frames(name, case):
+    scores, frames, k = case
+    picks = selection.select_distinct(scores, frames, k, name)
+    _check_contract(picks.positions, scores.size, k)
+    shown = frames[picks.positions]
+    distinct = len(np.unique(frames))
+    assert len(np.unique(shown)) == min(k, distinct) == picks.distinct
+    # Repeats are marked, and only a video with fewer than k frames has any.
+    assert int(picks.repeated.sum()) == k - min(k, distinct)
+    for i in np.flatnonzero(picks.repeated):
+        assert shown[i] in shown[:i]
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+@SETTINGS
+@given(case=scores_and_k())
+def test_select_distinct_is_the_rule_when_every_candidate_is_its_own_frame(name, case):
+    scores, k = case
+    picks = selection.select_distinct(scores, np.arange(scores.size) * 3, k, name)
+    assert np.array_equal(picks.positions, select(scores, k, name))
+    assert not picks.repeated.any()
+
+
+def test_select_distinct_spends_the_budget_on_new_frames():
+    """The issue's case: a 10-frame video has 16 candidates; the best scores sit on repeats."""
+    frames = np.array([0, 0, 1, 2, 2, 3, 4, 4, 5, 5, 6, 7, 7, 8, 9, 9])
+    scores = np.where(np.r_[True, np.diff(frames) == 0], 1.0, 0.0)  # every repeat scores high
+    for name in sorted(RULES):
+        picks = selection.select_distinct(scores, frames, 8, name)
+        assert len(np.unique(frames[picks.positions])) == 8, name
+    with pytest.raises(ValueError, match="one frame index per candidate"):
+        selection.select_distinct(scores, frames[:-1], 8, "nms")
