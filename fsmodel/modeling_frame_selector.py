@@ -648,51 +648,46 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                 )
         processor = processor if processor is not None else self.get_processor()
 
-        results: list[SelectionResult] = []
-        for start in range(0, len(items), batch_size):
-            chunk = range(start, min(start + batch_size, len(items)))
-            samples = [
-                self._candidates(
-                    items[i][0],
-                    n_video,
-                    processor,
-                    None if timestamps is None else timestamps[i],
-                    None if indices is None else indices[i],
-                )
-                for i in chunk
-            ]
-            for sample in samples:
-                n = len(sample["frames"])
-                if k > n:
-                    raise ValueError(
-                        f"k must be between 1 and the number of candidates ({n}), got {k}"
-                    )
-                if n > self.config.num_candidates:
-                    raise ValueError(
-                        f"got {n} frames but the model scores at most num_candidates = "
-                        f"{self.config.num_candidates}"
-                    )
-            scores = self._score_rows(
-                samples,
-                [items[i][1] for i in chunk],
-                [None if options is None else options[i] for i in chunk],
+        # Questions about one video share its decode and its frozen-tower features: the cost
+        # grows with videos, not questions. Results keep the order of the items.
+        results: list[SelectionResult | None] = [None] * len(items)
+        for members in _group_by_video(items, timestamps, indices).values():
+            first = members[0]
+            sample = self._candidates(
+                items[first][0],
+                n_video,
                 processor,
+                None if timestamps is None else timestamps[first],
+                None if indices is None else indices[first],
             )
-            for sample, row in zip(samples, scores, strict=True):
+            n = len(sample["frames"])
+            if k > n:
+                raise ValueError(f"k must be between 1 and the number of candidates ({n}), got {k}")
+            if n > self.config.num_candidates:
+                raise ValueError(
+                    f"got {n} frames but the model scores at most num_candidates = "
+                    f"{self.config.num_candidates}"
+                )
+            rows = self._score_video(
+                sample,
+                [items[i][1] for i in members],
+                [None if options is None else options[i] for i in members],
+                processor,
+                batch_size,
+            )
+            for i, row in zip(members, rows, strict=True):
                 picks = select_distinct(row, sample["indices"], k, strategy)
                 positions = picks.positions
-                results.append(
-                    SelectionResult(
-                        indices=sample["indices"][positions],
-                        timestamps=sample["timestamps"][positions],
-                        positions=positions,
-                        scores=row,
-                        strategy=strategy,
-                        k=k,
-                        repeated=picks.repeated,
-                    )
+                results[i] = SelectionResult(
+                    indices=sample["indices"][positions],
+                    timestamps=sample["timestamps"][positions],
+                    positions=positions,
+                    scores=row,
+                    strategy=strategy,
+                    k=k,
+                    repeated=picks.repeated,
                 )
-        return results
+        return results  # type: ignore[return-value]
 
     def _candidates(self, source, n, processor, timestamps, indices) -> dict[str, np.ndarray]:
         if _is_path(source):
@@ -726,33 +721,60 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                 )
         return {"frames": frames, "indices": indices.astype(np.int64), "timestamps": stamps}
 
-    def _score_rows(self, samples, questions, options, processor) -> list[np.ndarray]:
-        # Rows of one forward pass need the same n; group them, keep the input order.
-        out: list[np.ndarray | None] = [None] * len(samples)
-        groups: dict[int, list[int]] = {}
-        for i, sample in enumerate(samples):
-            groups.setdefault(len(sample["frames"]), []).append(i)
+    def _score_video(self, sample, questions, options, processor, batch_size) -> list[np.ndarray]:
+        """Scores of every question about one video: its frames through the vision tower once,
+        then ``batch_size`` questions per language-model pass."""
+        n = len(sample["frames"])
+        stamps = sample["timestamps"] if getattr(processor, "timestamp_format", None) else None
+        pixels = processor(
+            frames=sample["frames"],
+            question=questions[0],
+            options=options[0],
+            timestamps=stamps,
+            return_tensors="pt",
+        )["pixel_values"]
         device = self.language_model.device
-        for rows in groups.values():
-            kwargs = {}
-            if getattr(processor, "timestamp_format", None):
-                kwargs["timestamps"] = [samples[i]["timestamps"] for i in rows]
-            batch = processor(
-                frames=[samples[i]["frames"] for i in rows],
-                question=[questions[i] for i in rows],
-                options=[options[i] for i in rows],
-                return_tensors="pt",
-                **kwargs,
-            )
-            with torch.no_grad():
+        out: list[np.ndarray] = []
+        with torch.no_grad():
+            features = self.encode_frames(pixels)
+            for start in range(0, len(questions), batch_size):
+                part = slice(start, start + batch_size)
+                count = len(questions[part])
+                text = processor.text_inputs(
+                    questions[part],
+                    n,
+                    options[part],
+                    None if stamps is None else [stamps] * count,
+                    return_tensors="pt",
+                )
                 scores = self(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    pixel_values=batch["pixel_values"].to(device),
+                    input_ids=text["input_ids"].to(device),
+                    attention_mask=text["attention_mask"].to(device),
+                    frame_features=features.expand(count, *features.shape[1:]),
                 ).scores
-            for row, values in zip(rows, scores.float().cpu().numpy(), strict=True):
-                out[row] = values.astype(np.float32)
-        return out  # type: ignore[return-value]
+                out += [row.astype(np.float32) for row in scores.float().cpu().numpy()]
+        return out
+
+
+def _group_by_video(
+    items: Sequence[tuple[Any, str]],
+    timestamps: Sequence[Any] | None,
+    indices: Sequence[Any] | None,
+) -> dict[tuple, list[int]]:
+    """Item positions by the video they ask about, in first-seen order: the same path, or the
+    same frames object with the same timestamps and indices."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (source, _) in enumerate(items):
+        if _is_path(source):
+            key: tuple = ("path", os.fspath(source))
+        else:
+            key = ("frames", id(source))
+        extra = tuple(
+            None if values is None or values[i] is None else id(values[i])
+            for values in (timestamps, indices)
+        )
+        groups.setdefault((*key, *extra), []).append(i)
+    return groups
 
 
 def _mark_initialized(module: nn.Module) -> None:

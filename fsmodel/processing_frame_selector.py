@@ -181,11 +181,10 @@ class FrameSelectorProcessor(ProcessorMixin):
             raise ValueError(
                 f"every sample of a batch needs the same number of frames, got {sorted(counts)}"
             )
-        rows = [
-            self._row_ids(q, o, s, len(a))
-            for q, o, s, a in zip(questions, option_rows, stamp_rows, arrays, strict=True)
-        ]
-        input_ids, attention_mask = self._left_pad(rows)
+        text = self.text_inputs(
+            questions, len(arrays[0]), option_rows, stamp_rows, return_tensors="np"
+        )
+        input_ids, attention_mask = text["input_ids"], text["attention_mask"]
 
         flat = [frame for array in arrays for frame in array]
         pixel_values = self.image_processor(
@@ -198,6 +197,38 @@ class FrameSelectorProcessor(ProcessorMixin):
             "attention_mask": attention_mask,
             "pixel_values": pixel_values,
         }
+        if return_tensors is None:
+            data = {key: value.tolist() for key, value in data.items()}
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def text_inputs(
+        self,
+        questions: Sequence[str],
+        num_frames: int,
+        options: Sequence[Sequence[str] | None] | None = None,
+        timestamps: Sequence[Sequence[float] | None] | None = None,
+        return_tensors: str | None = "pt",
+    ) -> BatchFeature:
+        """The text half of `__call__` for questions about one video of ``num_frames`` frames:
+        ``input_ids`` and ``attention_mask`` ``[B, L]`` (left-padded), no pixels. With frame
+        features encoded once (`FrameSelectorModel.encode_frames`), every question of a video
+        costs only this and a language-model pass.
+
+        Raises:
+            ValueError: as `__call__` does for the questions, options and timestamps.
+        """
+        if not questions:
+            raise ValueError("questions must be a non-empty list of strings")
+        option_rows = [None] * len(questions) if options is None else list(options)
+        stamp_rows = [None] * len(questions) if timestamps is None else list(timestamps)
+        if len(option_rows) != len(questions) or len(stamp_rows) != len(questions):
+            raise ValueError("options and timestamps need one entry per question")
+        rows = [
+            self._row_ids(q, o, s, num_frames)
+            for q, o, s in zip(questions, option_rows, stamp_rows, strict=True)
+        ]
+        input_ids, attention_mask = self._left_pad(rows)
+        data = {"input_ids": input_ids, "attention_mask": attention_mask}
         if return_tensors is None:
             data = {key: value.tolist() for key, value in data.items()}
         return BatchFeature(data=data, tensor_type=return_tensors)

@@ -621,6 +621,34 @@ def test_select_frames_batch_equals_single_calls(model, h264_clip):
     assert batched[2].scores.shape == (8,), "8 frames passed directly score 8 candidates"
 
 
+def test_questions_about_one_video_decode_and_encode_it_once(model, h264_clip, monkeypatch):
+    """The cost grows with videos, not questions: 6 questions about 2 videos run the vision
+    tower twice and decode each video once, and score as they would one at a time."""
+    import fsmodel.video
+
+    towers, decodes = [], []
+    encode = model.encode_frames
+    monkeypatch.setattr(
+        model, "encode_frames", lambda *a, **kw: towers.append(1) or encode(*a, **kw)
+    )
+    sample = fsmodel.video.sample_candidates
+    monkeypatch.setattr(
+        fsmodel.video,
+        "sample_candidates",
+        lambda *a, **kw: decodes.append(a[0]) or sample(*a, **kw),
+    )
+    other = _frames(12)
+    questions = ["When does the circle appear?", "Where is the cat?", "What colour is it?"]
+    items = [(h264_clip.path, q) for q in questions] + [(other, q) for q in questions]
+    batched = model.select_frames_batch(items, k=3, num_candidates=N, batch_size=2)
+    assert len(towers) == 2 and decodes == [h264_clip.path]
+    monkeypatch.undo()
+    for (source, question), got in zip(items, batched, strict=True):
+        single = model.select_frames(source, question, k=3, num_candidates=N)
+        np.testing.assert_allclose(got.scores, single.scores, rtol=1e-4, atol=1e-6)
+        assert np.array_equal(got.positions, single.positions)
+
+
 def test_select_frames_with_frames_in_memory(model, h264_clip):
     frames = _frames(16)
     plain = model.select_frames(frames, QUESTION, k=2, strategy="topk")
