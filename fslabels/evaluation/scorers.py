@@ -334,6 +334,9 @@ class SelectorScorer(Scorer):
         super().__init__(config, **kwargs)
         self.model: Any = None
         self.processor: Any = None
+        # (frames array, its frozen-tower features): the questions about one video (one decoded
+        # candidates object) share one vision pass. The array is held, so its identity is safe.
+        self._features: tuple[Any, Any] | None = None
 
     def _load(self) -> None:
         import torch
@@ -356,6 +359,7 @@ class SelectorScorer(Scorer):
 
     def _unload(self) -> None:
         self.model = self.processor = None
+        self._features = None
 
     @property
     def max_candidates(self) -> int:
@@ -376,28 +380,34 @@ class SelectorScorer(Scorer):
                 f"candidates, got {n}; use num_candidates <= {self.max_candidates}"
             )
         start = time.perf_counter()
-        extra = {}
+        stamps = None
         if getattr(self.processor, "timestamp_format", None):
-            extra["timestamps"] = np.asarray(candidates.timestamps, np.float64)
-        batch = self.processor(
-            frames=candidates.frames,
-            question=question,
-            options=list(options) or None,
-            return_tensors="pt",
-            **extra,
-        )
+            stamps = np.asarray(candidates.timestamps, np.float64)
         device = self.model.device
+        option_list = list(options) or None
         with torch.inference_mode():
+            if self._features is None or self._features[0] is not candidates.frames:
+                pixels = self.processor(
+                    frames=candidates.frames,
+                    question=question,
+                    options=option_list,
+                    timestamps=stamps,
+                    return_tensors="pt",
+                )["pixel_values"]
+                self._features = (candidates.frames, self.model.encode_frames(pixels.to(device)))
+            text = self.processor.text_inputs(
+                [question], n, [option_list], [stamps], return_tensors="pt"
+            )
             out = self.model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                pixel_values=batch["pixel_values"].to(device),
+                input_ids=text["input_ids"].to(device),
+                attention_mask=text["attention_mask"].to(device),
+                frame_features=self._features[1],
             )
         scores = out.scores[0].float().cpu().numpy().astype(np.float64)
         cost = Cost(
             score_seconds=time.perf_counter() - start,
             model_calls=1,
-            prompt_tokens=int(batch["attention_mask"].sum()),
+            prompt_tokens=int(text["attention_mask"].sum()),
         )
         return ScoreCurve(scores, cost)
 

@@ -195,6 +195,27 @@ def test_selector_strategies_reproduce_select_frames(candidates, selector_scorer
             assert picked.cost.model_calls == 0  # the curve was given: no new scoring
 
 
+def test_selector_questions_about_one_video_share_one_vision_pass(
+    selector_scorer, clip, monkeypatch
+):
+    candidates = sample_candidates(clip.path, N, size=48)  # a decode no other test scored
+    model = selector_scorer.model
+    encode, calls = model.encode_frames, []
+    monkeypatch.setattr(
+        model, "encode_frames", lambda *a, **kw: calls.append(1) or encode(*a, **kw)
+    )
+    questions = ["When does the red circle appear?", "Where is the blue square?", "What moves?"]
+    curves = [selector_scorer.score(candidates, q) for q in questions]
+    fresh = sample_candidates(clip.path, N, size=48)  # another decode: another pass
+    again = selector_scorer.score(fresh, questions[0])
+    assert len(calls) == 2
+    monkeypatch.undo()
+    for question, curve in zip(questions, curves, strict=True):
+        expected = model.select_frames(candidates, question, k=1).scores
+        np.testing.assert_allclose(curve.scores, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again.scores, curves[0].scores, rtol=1e-5, atol=1e-6)
+
+
 def test_selector_refuses_more_candidates_than_its_head_scores(clip, selector_scorer):
     many = sample_candidates(clip.path, 2 * N, size=48)
     with pytest.raises(ValueError, match=r"scores at most 16 candidates, got 32"):
