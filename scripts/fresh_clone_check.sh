@@ -42,6 +42,6 @@ for cmd in "${commands[@]}"; do
   [ "$result" = passed ] || tail -n 30 "$log" | sed 's/^/    | /'
 done
 echo
-echo "fresh-check summary ($(nproc) cores, $(date -u +%F)):"
+echo "fresh-check summary ($(nproc --all) cores, $(date -u +%F)):"
 printf '%s\n' "${summary[@]}"
 exit $status
