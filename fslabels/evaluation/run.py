@@ -96,9 +96,10 @@ class EvalFingerprints:
 
 
 def eval_fingerprints(
-    config: EvalConfig, strategies: Iterable[Strategy], answerer: Answerer
+    config: EvalConfig, strategies: Iterable[Strategy], answerer: Answerer | None
 ) -> EvalFingerprints:
-    """The fingerprints of every stage and cell (loads the answerer's processor, no weights)."""
+    """The fingerprints of every stage and cell (loads the answerer's processor, no weights;
+    without an answerer, as in a selection run, there are no answer cells)."""
     candidates = stable_hash(
         {
             "stage": "candidates",
@@ -107,7 +108,9 @@ def eval_fingerprints(
             "reader": config.video_reader,
         }
     )
-    answering = {"answerer": answerer.fingerprint(), "prompts": prompt_hash()}
+    answering = (
+        None if answerer is None else {"answerer": answerer.fingerprint(), "prompts": prompt_hash()}
+    )
     scorers: dict[str, str] = {}
     cells: dict[str, dict[str, str]] = {}
     for strategy in strategies:
@@ -115,12 +118,18 @@ def eval_fingerprints(
             scorers[strategy.scorer.name] = stable_hash(
                 {"candidates": candidates, **strategy.scorer.fingerprint()}
             )
-        cells[strategy.name] = {
-            str(k): stable_hash(
-                {"candidates": candidates, "strategy": strategy.fingerprint(), "k": k, **answering}
-            )
-            for k in config.ks
-        }
+        if answering is not None:
+            cells[strategy.name] = {
+                str(k): stable_hash(
+                    {
+                        "candidates": candidates,
+                        "strategy": strategy.fingerprint(),
+                        "k": k,
+                        **answering,
+                    }
+                )
+                for k in config.ks
+            }
     return EvalFingerprints(candidates, scorers, cells)
 
 
@@ -192,6 +201,24 @@ def _judge(answer: Mapping[str, Any], gold: str) -> dict[str, Any]:
     }
 
 
+def build_strategies(
+    config: EvalConfig, scorers: Mapping[str, Scorer] | None = None
+) -> tuple[list[Strategy], list[Any]]:
+    """The config's strategies, with the scorers they name built from the config unless given
+    (strategies sharing a scorer share its loaded model). Returns ``(strategies, built)``:
+    ``built`` are the scorers made here, for the caller to unload."""
+    given = dict(scorers or {})
+    built: dict[str, Scorer] = {}
+    for spec in config.strategies:
+        name = spec.partition(":")[0]
+        if spec != "uniform" and name not in given and name not in built:
+            built[name] = build_scorer(name, config.scorers.get(name))
+    strategies = [
+        build_strategy(s, {**built, **given}, config.rule_options) for s in config.strategies
+    ]
+    return strategies, list(built.values())
+
+
 def _items(manifest_or_items: Any, limit: int | None) -> list[LabelItem]:
     items = as_items(manifest_or_items)
     if not items:
@@ -207,11 +234,12 @@ class _Eval:
         config: EvalConfig,
         store: EvalStore,
         strategies: list[Strategy],
-        answerer: Answerer,
+        answerer: Answerer | None,
         fingerprints: EvalFingerprints,
         videos_root: Path,
         retry_failed: bool,
         bar: ProgressBars,
+        bar_key: str = _BAR,
     ) -> None:
         self.config = config
         self.store = store
@@ -221,6 +249,7 @@ class _Eval:
         self.videos_root = videos_root
         self.retry = retry_failed
         self.bar = bar
+        self.bar_key = bar_key
         self.counts = _Counts()
 
     def _todo(self, record: EvalRecord | None) -> bool:
@@ -252,7 +281,7 @@ class _Eval:
                     if record.ok and record.payload.get("gold") != gold:
                         self._rescore(record, gold)
                     self.counts.cached += 1
-                    self.bar.advance(_BAR, 1)
+                    self.bar.advance(self.bar_key, 1)
         return pending
 
     def _rescore(self, record: EvalRecord, gold: str) -> None:
@@ -274,7 +303,7 @@ class _Eval:
             for c in cells
         )
         self.counts.failed += len(cells)
-        self.bar.advance(_BAR, len(cells))
+        self.bar.advance(self.bar_key, len(cells))
 
     def evaluate_video(self, video: str, items: list[LabelItem]) -> None:
         # Gold answers are resolved on every run (cheap, no model); items whose answer names no
@@ -501,7 +530,7 @@ class _Eval:
             ]
         )
         self.counts.computed += 1
-        self.bar.advance(_BAR, 1)
+        self.bar.advance(self.bar_key, 1)
 
 
 def run_eval(
@@ -547,17 +576,7 @@ def run_eval(
         raise TypeError(f"config must be an EvalConfig, got {type(config).__name__}")
     items = _items(manifest_or_items, config.limit)
     videos_root = Path(videos_root)
-    given = dict(scorers or {})
-    owned: list[Any] = []
-    built: dict[str, Scorer] = {}
-    for spec in config.strategies:
-        name = spec.partition(":")[0]
-        if spec != "uniform" and name not in given and name not in built:
-            built[name] = build_scorer(name, config.scorers.get(name))
-            owned.append(built[name])
-    strategies = [
-        build_strategy(s, {**built, **given}, config.rule_options) for s in config.strategies
-    ]
+    strategies, owned = build_strategies(config, scorers)
     if answerer is None:
         answerer = Answerer(config.answerer)
         owned.append(answerer)
