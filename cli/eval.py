@@ -20,6 +20,31 @@ Plots = Annotated[
     typer.Option("--plots/--no-plots", metavar="", help="accuracy_vs_k/seconds.png plots."),
 ]
 _DATA, _WHAT = "Questions", "What to compare"
+# The options `eval qa` shares with `select run` (cli/select.py).
+Videos = Annotated[Path, typer.Option(metavar="DIR", help="Where the items' video paths start.")]
+Hub = Annotated[
+    str | None,
+    typer.Option(metavar="REPO", help="A Hub video-QA dataset instead.", rich_help_panel=_DATA),
+]
+Split = Annotated[str, typer.Option(metavar="NAME", help="--hub split.", rich_help_panel=_DATA)]
+Revision = Annotated[
+    str | None, typer.Option(metavar="REV", help="--hub revision.", rich_help_panel=_DATA)
+]
+Columns = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--column",
+        metavar="FIELD=COL",
+        help="Map an item field to a --hub column.",
+        rich_help_panel=_DATA,
+    ),
+]
+RetryFailed = Annotated[
+    bool, typer.Option("--retry-failed", metavar="", help="Recompute stored failures too.")
+]
+Progress = Annotated[
+    bool, typer.Option("--progress/--no-progress", metavar="", help="A progress bar.")
+]
 
 
 @app.command("qa")
@@ -27,9 +52,7 @@ def qa(
     work: Annotated[
         Path, typer.Option(metavar="DIR", help="Eval store; run again with it to resume.")
     ],
-    videos: Annotated[
-        Path, typer.Option(metavar="DIR", help="Where the items' video paths start.")
-    ],
+    videos: Videos,
     manifest: Annotated[
         Path | None,
         typer.Option(
@@ -38,25 +61,10 @@ def qa(
             rich_help_panel=_DATA,
         ),
     ] = None,
-    hub: Annotated[
-        str | None,
-        typer.Option(metavar="REPO", help="A Hub video-QA dataset instead.", rich_help_panel=_DATA),
-    ] = None,
-    split: Annotated[
-        str, typer.Option(metavar="NAME", help="--hub split.", rich_help_panel=_DATA)
-    ] = "test",
-    revision: Annotated[
-        str | None, typer.Option(metavar="REV", help="--hub revision.", rich_help_panel=_DATA)
-    ] = None,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--column",
-            metavar="FIELD=COL",
-            help="Map an item field to a --hub column.",
-            rich_help_panel=_DATA,
-        ),
-    ] = None,
+    hub: Hub = None,
+    split: Split = "test",
+    revision: Revision = None,
+    columns: Columns = None,
     answer_format: Annotated[
         str | None,
         typer.Option(metavar="NAME", help="auto, letter, index or text.", rich_help_panel=_DATA),
@@ -109,12 +117,8 @@ def qa(
         Path | None, typer.Option(metavar="DIR", help="Results and plots (WORK/results).")
     ] = None,
     plots: Plots = True,
-    retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", metavar="", help="Recompute stored failures too.")
-    ] = False,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", metavar="", help="A progress bar.")
-    ] = True,
+    retry_failed: RetryFailed = False,
+    progress: Progress = True,
     as_json: AsJson = False,
 ) -> None:
     """Answer every question with k frames from each strategy (the same n candidates for all)
