@@ -13,6 +13,7 @@ from cli import eval as eval_cli
 from cli import labels as labels_cli
 from cli import model as model_cli
 from cli import review as review_cli
+from cli import select as select_cli
 from cli import video as video_cli
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(labels_cli.app, name="labels")
 datasets_cli.register(labels_cli.app)
 app.add_typer(review_cli.app, name="review", help="Spot-check labels in Label Studio.")
 app.add_typer(eval_cli.app, name="eval", help="Does selection help? Downstream QA evaluation.")
+app.add_typer(select_cli.app, name="select", help="Select frames once for a whole QA set.")
 app.command("demo")(demo_cli.demo)
 
 

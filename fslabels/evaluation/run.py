@@ -337,6 +337,40 @@ class _Eval:
         for cell in pending:
             self._answer(cell, candidates, curves, golds[cell.item.sample_id])
 
+    def select_video(self, video: str, items: list[LabelItem]) -> None:
+        """A selection run's work for one video: its candidates and every scorer's curve for each
+        of its questions (picks are derived from them: `fslabels.evaluation.selections`). Nothing
+        is decoded when all of it is stored."""
+        scorers = {s.scorer.name: s for s in self.strategies if s.scorer is not None}
+        ids = [item.sample_id for item in items]
+        stored = self.store.get_result("candidates", video, self.fp.candidates)
+        missing = self._todo(stored) or any(
+            self._todo(self.store.get_results("scores", ids, self.fp.scorers[name]).get(i))
+            for name in scorers
+            for i in ids
+        )
+        units = len(items) * len(self.strategies)
+        if not missing:
+            self.counts.cached += units
+            self.bar.advance(self.bar_key, units)
+            return
+        candidates = self._candidates(video)
+        if isinstance(candidates, str):
+            self.counts.failed += units
+            self.bar.advance(self.bar_key, units)
+            return
+        cells = [_Cell(item, s, 0, "") for item in items for s in scorers.values()]
+        curves = self._scores(candidates, cells)
+        for item in items:
+            for strategy in self.strategies:
+                scorer = strategy.scorer
+                ok = scorer is None or curves[(scorer.name, item.sample_id)].ok
+                if ok:
+                    self.counts.computed += 1
+                else:
+                    self.counts.failed += 1
+        self.bar.advance(self.bar_key, units)
+
     def _candidates(self, video: str) -> Any:
         """The decoded candidates, or the error string of a video that cannot be decoded."""
 

@@ -58,6 +58,10 @@ CASES = {
         "eval qa --manifest {d}/m.jsonl --work {d}/w --videos {d} --strategies uniform",
         "does not exist",
     ),
+    "select run": (
+        "select run --manifest {d}/m.jsonl --work {d}/w --videos {d} --strategies uniform",
+        "does not exist",
+    ),
     "eval report": ("eval report {d}/w", "holds no eval run"),
     # No input of its own to get wrong: a usage error, with its one-line hint.
     "eval strategies": ("eval strategies --{d}", "No such option"),

@@ -1,0 +1,105 @@
+"""`framesel select run`: select frames once for a whole manifest (fslabels.evaluation.selections)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.eval import Columns, Hub, Progress, RetryFailed, Revision, Split, Videos, _items, _list
+
+app = typer.Typer(
+    help="Selections as data: pick frames once for a whole video-QA set (resumable), for any "
+    "number of evaluators.",
+    no_args_is_help=True,
+)
+
+_DATA, _WHAT = "Questions", "What to select"
+
+
+@app.command("run")
+def run(
+    work: Annotated[
+        Path, typer.Option(metavar="DIR", help="Run store; run again with it to resume.")
+    ],
+    videos: Videos,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="JSONL or CSV: video, question.", rich_help_panel=_DATA),
+    ] = None,
+    hub: Hub = None,
+    split: Split = "test",
+    revision: Revision = None,
+    columns: Columns = None,
+    model: Annotated[
+        str | None,
+        typer.Option(metavar="MODEL", help="Selector for selector:*.", rich_help_panel=_WHAT),
+    ] = None,
+    ks: Annotated[
+        str,
+        typer.Option("--k", "-k", metavar="LIST", help="Budgets (8,16,32).", rich_help_panel=_WHAT),
+    ] = "8",
+    strategies: Annotated[
+        str,
+        typer.Option(metavar="LIST", help="e.g. selector:nms,uniform.", rich_help_panel=_WHAT),
+    ] = "selector:nms",
+    num_candidates: Annotated[
+        int | None,
+        typer.Option("--n", metavar="N", help="Candidates per video (128).", rich_help_panel=_WHAT),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a config key.", rich_help_panel=_WHAT
+        ),
+    ] = None,
+    retry_failed: RetryFailed = False,
+    progress: Progress = True,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
+) -> None:
+    """Pick k frames for every question of a manifest with each strategy, and write them to
+    WORK/picks.jsonl (positions, frame indices, timestamps, distinct frames per question,
+    strategy and k).
+
+    Each video is decoded once and each scorer scores each question once; every result is
+    committed as it is made, so a killed run resumes and a re-run decodes nothing stored. A video
+    or question that fails is recorded and the run goes on. The records are framesel eval qa's:
+    eval qa on the same --work reuses the score curves.
+
+    --set overrides a config key of fslabels.evaluation.config (the answerer is not used), e.g.
+    --set frame_size=448 --set scorers.selector.device=cuda.
+    """
+    from fslabels.evaluation.config import EvalConfig
+    from fslabels.evaluation.selections import PICKS_FILE, run_selection
+
+    if (manifest is None) == (hub is None):
+        raise typer.BadParameter("pass exactly one of --manifest or --hub")
+    chosen = _list(strategies, str)
+    if any(s.partition(":")[0] == "selector" for s in chosen) and model is None:
+        raise typer.BadParameter("selector:* strategies need --model (a selector dir or repo)")
+    sets = list(overrides or [])
+    shortcuts = {
+        "strategies": chosen,
+        "ks": _list(ks, int, "--k"),
+        "scorers.selector.model": model,
+        "num_candidates": num_candidates,
+    }
+    for key, value in shortcuts.items():
+        if value is not None:
+            sets.append(f"{key}={json.dumps(value)}")
+    config = EvalConfig.load(None, sets)
+    items = _items(manifest, hub, split, revision, columns or [])
+    summary = run_selection(
+        config, items, videos, work, progress=progress, retry_failed=retry_failed
+    )
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+        return
+    typer.echo(
+        f"{summary.items} questions, {summary.videos} videos, {len(config.strategies)} "
+        f"strategies: {summary.computed} selected now, {summary.cached} from earlier runs, "
+        f"{summary.failed} failed · {summary.wall_seconds:.1f} s"
+    )
+    typer.echo(f"Wrote {summary.picks} picks to {Path(work) / PICKS_FILE}")

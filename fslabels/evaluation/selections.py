@@ -1,0 +1,219 @@
+"""Batch selection as a resumable run: select once for a whole manifest (`framesel select run`).
+
+`run_selection` walks a video-QA manifest one video at a time, like `run_eval` without the
+answerer, on the same store and the same records: each video's n candidates are decoded once and
+stored (frame indices, timestamps, fps, frame count), and every scorer the strategies use scores
+each question once (its curve, with its cost). Each record is committed as soon as it is made, so
+a killed run resumes where it stopped and a re-run decodes nothing that is stored; a video that
+cannot be decoded or a scorer error fails its items on record and the run goes on. Because the
+records are the eval's, ``framesel eval qa`` on the same work directory reuses the curves.
+
+The picks are derived from the stored curves (`selection_rows`): for every question, strategy and
+k, exactly k candidate positions with their frame indices and timestamps, ``min(k, N)`` of them
+distinct frames (`fsmodel.selection.select_distinct`). ``WORK/picks.jsonl`` holds them, one line
+per (question, strategy, k).
+
+Example:
+    >>> config = EvalConfig.from_dict({"strategies": ["uniform", "selector:nms"], "ks": [8, 16],
+    ...     "scorers": {"selector": {"model": "org/selector"}}})  # doctest: +SKIP
+    >>> summary = run_selection(config, "qa.jsonl", "videos/", "work/")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fslabels.evaluation.config import EvalConfig
+from fslabels.evaluation.run import _Eval, _items, build_strategies, eval_fingerprints
+from fslabels.evaluation.scorers import Cost, ScoreCurve, Scorer
+from fslabels.evaluation.store import EvalStore
+from fslabels.evaluation.strategies import Strategy
+from fslabels.manifest import LabelItem, group_by_video
+from fslabels.run import ProgressBars
+
+__all__ = ["PICKS_FILE", "SelectionSummary", "run_selection", "selection_rows"]
+
+META_KEY = "selection"
+PICKS_FILE = "picks.jsonl"
+_BAR_KEY = "select"
+
+
+@dataclass
+class SelectionSummary:
+    """What `run_selection` did.
+
+    Attributes:
+        workdir: the work directory.
+        items, videos: questions and videos.
+        units: (question, strategy) pairs.
+        computed, failed, cached: units made now, failed now, found stored.
+        picks: lines written to ``picks.jsonl`` (questions x strategies x ks, failures left out).
+        wall_seconds: this invocation's wall time.
+    """
+
+    workdir: str
+    items: int
+    videos: int
+    units: int
+    computed: int
+    failed: int
+    cached: int
+    picks: int
+    wall_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_selection(
+    config: EvalConfig | Mapping[str, Any],
+    manifest_or_items: str | os.PathLike[str] | Iterable[LabelItem],
+    videos_root: str | os.PathLike[str],
+    workdir: str | os.PathLike[str],
+    progress: bool = True,
+    retry_failed: bool = False,
+    scorers: Mapping[str, Scorer] | None = None,
+) -> SelectionSummary:
+    """Select frames for every question of a manifest, resumably (see the module docstring),
+    and write ``WORK/picks.jsonl``.
+
+    Args:
+        config: an `EvalConfig` (its ``answerer`` is not used) or its dict.
+        manifest_or_items: a JSONL manifest or `LabelItem` objects.
+        videos_root: where the items' video paths start.
+        workdir: the work directory (created or resumed; an eval's is fine).
+        progress: show a progress bar.
+        retry_failed: recompute stored failures.
+        scorers: already-loaded scorers by name (not unloaded here).
+
+    Raises:
+        ValueError: an invalid config or manifest, or a directory holding a label run.
+        fslabels.store.StoreLockedError: another run is writing to ``workdir``.
+    """
+    started = time.perf_counter()
+    if isinstance(config, Mapping):
+        config = EvalConfig.from_dict(config)
+    items = _items(manifest_or_items, config.limit)
+    strategies, owned = build_strategies(config, scorers)
+    fingerprints = eval_fingerprints(config, strategies, None)
+    groups = group_by_video(items)
+    import av  # noqa: F401  (loaded before any timing, as in run_eval)
+
+    store = EvalStore(workdir)
+    try:
+        store.lock()
+        store.set_items(items)
+        store.set_meta(
+            {
+                META_KEY: {
+                    "config": config.to_dict(),
+                    "fingerprints": fingerprints.as_dict(),
+                    "videos_root": str(videos_root),
+                }
+            }
+        )
+        run_id = store.begin_run(config.to_yaml())
+        units = len(items) * len(strategies)
+        with ProgressBars(progress, {_BAR_KEY: units}, units={_BAR_KEY: "questions"}) as bar:
+            state = _Eval(
+                config,
+                store,
+                strategies,
+                None,
+                fingerprints,
+                Path(videos_root),
+                retry_failed,
+                bar,
+                bar_key=_BAR_KEY,
+            )
+            for video, video_items in groups.items():
+                state.select_video(video, video_items)
+        rows = selection_rows(store, items, strategies, config.ks, fingerprints)
+        _write_jsonl(Path(workdir) / PICKS_FILE, rows)
+        summary = SelectionSummary(
+            workdir=str(workdir),
+            items=len(items),
+            videos=len(groups),
+            units=units,
+            computed=state.counts.computed,
+            failed=state.counts.failed,
+            cached=state.counts.cached,
+            picks=len(rows),
+            wall_seconds=time.perf_counter() - started,
+        )
+        store.finish_run(run_id, summary.to_dict())
+    finally:
+        store.close()
+        for scorer in owned:
+            scorer.unload()
+    return summary
+
+
+def selection_rows(
+    store: EvalStore,
+    items: Iterable[LabelItem],
+    strategies: Iterable[Strategy],
+    ks: Iterable[int],
+    fingerprints: Any,
+) -> list[dict[str, Any]]:
+    """One row per (question, strategy, k) whose candidates and curve are stored: the picks'
+    candidate positions, frame indices and timestamps, the number of distinct frames, and the
+    video's fps and frame count. Questions whose video or curve failed are left out."""
+    rows: list[dict[str, Any]] = []
+    strategies = list(strategies)
+    ks = sorted(ks)
+    for video, video_items in group_by_video(list(items)).items():
+        record = store.get_result("candidates", video, fingerprints.candidates)
+        if record is None or not record.ok:
+            continue
+        cands = record.payload
+        indices = np.asarray(cands["frame_indices"], np.int64)
+        stamps = np.asarray(cands["timestamps"], np.float64)
+        for strategy in strategies:
+            curves = {}
+            if strategy.scorer is not None:
+                fp = fingerprints.scorers[strategy.scorer.name]
+                curves = store.get_results("scores", [i.sample_id for i in video_items], fp)
+            for item in video_items:
+                curve = None
+                if strategy.scorer is not None:
+                    stored = curves.get(item.sample_id)
+                    if stored is None or not stored.ok:
+                        continue
+                    curve = ScoreCurve(np.asarray(stored.payload["scores"], np.float64), Cost())
+                for k in ks:
+                    if k > len(indices):
+                        continue
+                    picks, _ = strategy.pick(curve, indices, k)
+                    rows.append(
+                        {
+                            "sample_id": item.sample_id,
+                            "video": video,
+                            "question": item.question,
+                            "strategy": strategy.name,
+                            "k": k,
+                            "positions": picks.positions.tolist(),
+                            "frame_indices": indices[picks.positions].tolist(),
+                            "timestamps": stamps[picks.positions].tolist(),
+                            "distinct_frames": picks.distinct,
+                            "fps": cands.get("fps"),
+                            "num_frames": cands.get("num_frames"),
+                        }
+                    )
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)

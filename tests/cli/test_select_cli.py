@@ -1,0 +1,107 @@
+"""`framesel select run` end to end on generated videos with the tiny selector: picks for every
+question, strategy and k with exact budgets, the same picks `select_frames` makes, a re-run that
+decodes and scores nothing, a failing video recorded while the others finish, and the curves
+shared with `framesel eval qa` on the same work directory."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from fsmodel.synthetic import Event, write_video
+
+N = 16
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("select-cli")
+    videos = root / "videos"
+    write_video(videos / "a.mp4", num_frames=64, events=[Event(10, 30, "circle", "red")])
+    write_video(videos / "short.mp4", num_frames=10, gop=5)  # fewer frames than candidates
+    questions = ["When does the red circle appear?", "What colour is the circle?", "Is it round?"]
+    rows = [{"video": v, "question": q, "options": ["yes", "no"], "answer": "A"}
+            for v in ("a.mp4", "short.mp4") for q in questions]  # fmt: skip
+    rows.append(
+        {"video": "gone.mp4", "question": "Anything?", "options": ["x", "y"], "answer": "A"}
+    )
+    manifest = root / "qa.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"videos": videos, "manifest": manifest, "rows": rows}
+
+
+def _args(inputs, tiny_models, work):
+    return ["select", "run", "--manifest", str(inputs["manifest"]), "--videos",
+            str(inputs["videos"]), "--work", str(work), "--model", str(tiny_models["selector"]),
+            "--strategies", "selector:nms,uniform", "-k", "4,8", "--n", str(N), "--set",
+            "frame_size=48", "--no-progress", "--json"]  # fmt: skip
+
+
+def test_select_run_writes_exact_picks_and_resumes(inputs, tiny_models, tmp_path, capsys):
+    work = tmp_path / "work"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # 7 questions x 2 strategies; the missing video's question fails on record, the run finishes.
+    assert (first["items"], first["videos"], first["units"]) == (7, 3, 14)
+    assert (first["computed"], first["failed"], first["cached"]) == (12, 2, 0)
+    picks = [json.loads(line) for line in (work / "picks.jsonl").open()]
+    assert first["picks"] == len(picks) == 6 * 2 * 2  # answered questions x strategies x ks
+    for row in picks:
+        frames = 10 if row["video"] == "short.mp4" else 64
+        assert len(row["positions"]) == len(row["frame_indices"]) == row["k"]
+        assert row["distinct_frames"] == len(set(row["frame_indices"])) == min(row["k"], frames)
+        assert row["num_frames"] == frames and row["fps"] > 0
+        assert len(row["timestamps"]) == row["k"]
+
+    # The selector's picks are select_frames' picks.
+    from transformers import AutoModel
+
+    import fsmodel  # noqa: F401
+    from fsmodel.video import sample_candidates
+
+    model = AutoModel.from_pretrained(tiny_models["selector"]).eval()
+    row = next(r for r in picks if r["strategy"] == "selector:nms" and r["k"] == 8)
+    candidates = sample_candidates(inputs["videos"] / row["video"], N, size=48)
+    expected = model.select_frames(candidates, row["question"], k=8, options=["yes", "no"])
+    assert row["frame_indices"] == expected.indices.tolist()
+    np.testing.assert_allclose(row["timestamps"], expected.timestamps)
+
+    # A re-run decodes and scores nothing and writes the same picks.
+    assert main(_args(inputs, tiny_models, work)) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (again["computed"], again["cached"]) == (0, 12)
+    assert [json.loads(line) for line in (work / "picks.jsonl").open()] == picks
+
+
+def test_select_run_needs_a_model_for_selector_strategies(inputs, tmp_path, capsys):
+    args = ["select", "run", "--manifest", str(inputs["manifest"]), "--videos",
+            str(inputs["videos"]), "--work", str(tmp_path / "w")]  # fmt: skip
+    assert main(args) != 0
+    assert "need --model" in capsys.readouterr().err
+
+
+def test_eval_qa_on_the_same_work_reuses_the_selection_curves(inputs, tiny_models, tmp_path):
+    import sqlite3
+
+    work = tmp_path / "work"
+    assert main(_args(inputs, tiny_models, work)) == 0
+
+    def curves():
+        with sqlite3.connect(work / "run.sqlite") as db:
+            return db.execute(
+                "SELECT item, fingerprint, attempts, updated FROM eval_results "
+                "WHERE stage = 'scores' ORDER BY item"
+            ).fetchall()
+
+    before = curves()
+    assert len(before) == 6
+    args = ["eval", "qa", "--manifest", str(inputs["manifest"]), "--videos", str(inputs["videos"]),
+            "--work", str(work), "--model", str(tiny_models["qwen2-vl"]), "--selector",
+            str(tiny_models["selector"]), "--strategies", "selector:nms", "--k", "4", "--n",
+            str(N), "--set", "frame_size=48", "--set", "answerer.max_new_tokens=3",
+            "--no-progress", "--no-plots", "--json"]  # fmt: skip
+    assert main(args) == 0
+    assert curves() == before  # not one curve computed again
