@@ -135,8 +135,8 @@ def train(
 ) -> None:
     """Train a selector (stage 1 or 2 of the paper) on a label dataset, with a progress bar.
 
-    Checkpoints go to <output_dir>/checkpoints; run the same command again to resume an
-    interrupted run. Metrics are appended to <output_dir>/metrics.jsonl. For several processes
+    Checkpoints go to OUTPUT_DIR/checkpoints; run the same command again to resume an
+    interrupted run. Metrics are appended to OUTPUT_DIR/metrics.jsonl. For several processes
     or GPUs, start it with `accelerate launch -m cli.main model train ...` or torchrun.
     """
     import os

@@ -85,7 +85,7 @@ def export(
 
     --strategy: random; uncertain (fused label near 0.5); disagree (spatial vs temporal).
 
-    The project is titled 'framesel review · <version>' unless --project names it.
+    The project is titled 'framesel review · VERSION' unless --project names it.
     """
     import json
     from dataclasses import asdict

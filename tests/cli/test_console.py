@@ -155,6 +155,13 @@ def test_help_reads_well_at_80_and_120_columns(columns):
         assert done.exit_code == 0, (command, done.output)
         assert max(len(line) for line in done.output.splitlines()) <= columns, command
         scraps_by_command[command] = _short_help_lines(done.output)
+        # The command's description reflows to the width (source line breaks do not survive:
+        # a 96-column docstring line left 1-3 word scraps at 80 columns before).
+        prose = [line.strip() for line in done.output.split("╭")[0].splitlines()[3:]]
+        assert not [p for p in prose if p and len(p.split()) <= 2 and not p.endswith(".")], (
+            command,
+            prose,
+        )
     worst = {
         c: len(s) for c, s in scraps_by_command.items() if len(s) > (6 if columns == 80 else 0)
     }
