@@ -103,3 +103,27 @@ def run(
         f"{summary.failed} failed · {summary.wall_seconds:.1f} s"
     )
     typer.echo(f"Wrote {summary.picks} picks to {Path(work) / PICKS_FILE}")
+
+
+@app.command("build")
+def build(
+    work: Annotated[Path, typer.Argument(metavar="WORK", help="A select run's work directory.")],
+    out: Annotated[Path, typer.Option(metavar="DIR", help="The dataset directory to write.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", metavar="", help="Replace a selections dataset there.")
+    ] = False,
+) -> None:
+    """Write a select run as a Hub-style dataset: configs picks, scores and videos (parquet),
+    a card naming the selector, sampler settings and strategies, loadable with
+    datasets.load_dataset(DIR, "picks")."""
+    from fslabels.evaluation.selections import SELECTIONS_INFO, build_selections
+
+    path = build_selections(work, out, overwrite=overwrite)
+    info = json.loads((path / SELECTIONS_INFO).read_text())
+    counts = info["counts"]
+    size = sum(p.stat().st_size for p in path.rglob("*.parquet"))
+    typer.echo(
+        f"Wrote {path}: {counts['picks']} picks for {counts['questions']} questions of "
+        f"{counts['videos']} videos, {counts['scores']} score curves ({size / 1024:.0f} KiB of "
+        "parquet)"
+    )

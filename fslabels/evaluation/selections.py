@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -39,7 +41,15 @@ from fslabels.evaluation.strategies import Strategy
 from fslabels.manifest import LabelItem, group_by_video
 from fslabels.run import ProgressBars
 
-__all__ = ["PICKS_FILE", "SelectionSummary", "run_selection", "selection_rows"]
+__all__ = [
+    "PICKS_FILE",
+    "SELECTIONS_INFO",
+    "SelectionSummary",
+    "build_selections",
+    "run_selection",
+    "selection_rows",
+    "write_selections",
+]
 
 META_KEY = "selection"
 PICKS_FILE = "picks.jsonl"
@@ -116,6 +126,11 @@ def run_selection(
                 META_KEY: {
                     "config": config.to_dict(),
                     "fingerprints": fingerprints.as_dict(),
+                    "scorers": {
+                        s.scorer.name: s.scorer.fingerprint()
+                        for s in strategies
+                        if s.scorer is not None
+                    },
                     "videos_root": str(videos_root),
                 }
             }
@@ -217,3 +232,163 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+# --- the selections dataset --------------------------------------------------------------------
+
+SELECTIONS_INFO = "framesel_selections.json"
+SELECTIONS_CONFIGS = ("picks", "scores", "videos")
+
+
+def build_selections(
+    workdir: str | os.PathLike[str], out_dir: str | os.PathLike[str], overwrite: bool = False
+) -> Path:
+    """Write a selection run as a Hugging Face dataset directory with three configs (parquet):
+    ``picks`` (per question, strategy and k: positions, frame indices, timestamps, distinct
+    frames), ``scores`` (per question and scorer: the n scores) and ``videos`` (per video:
+    candidate frame indices, timestamps, fps, frame count), a card naming the selector (model and
+    content id), the sampler settings and the strategies, and ``framesel_selections.json``.
+    ``datasets.load_dataset(out_dir, "picks")`` loads it.
+
+    Raises:
+        FileNotFoundError: ``workdir`` holds no selection run.
+        FileExistsError: ``out_dir`` exists and is not a selections dataset, or ``overwrite``
+            is off.
+    """
+    from fslabels.evaluation.run import EvalFingerprints
+
+    out = Path(out_dir).expanduser()
+    if out.exists() and any(out.iterdir()):
+        if not (out / SELECTIONS_INFO).is_file():
+            raise FileExistsError(
+                f"{out} exists and is not a selections dataset; choose another --out"
+            )
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} holds a selections dataset; pass --overwrite to replace it"
+            )
+    with EvalStore(workdir, create=False) as store:
+        meta = store.get_meta(META_KEY)
+        if meta is None:
+            raise FileNotFoundError(
+                f"{workdir} holds no selection run; make one with `framesel select run --work {workdir}`"
+            )
+        config = EvalConfig.from_dict(meta["config"])
+        fingerprints = EvalFingerprints(**meta["fingerprints"])
+        items = store.items()
+        # Built, never loaded: the picks come from the stored curves.
+        strategies, _ = build_strategies(config)
+        picks = selection_rows(store, items, strategies, config.ks, fingerprints)
+        videos, scores = [], []
+        for video, video_items in group_by_video(items).items():
+            record = store.get_result("candidates", video, fingerprints.candidates)
+            if record is None or not record.ok:
+                continue
+            c = record.payload
+            videos.append({"video": video, "num_frames": c["num_frames"], "fps": c["fps"],
+                           "duration": c["duration"], "candidate_indices": c["frame_indices"],
+                           "timestamps": c["timestamps"]})  # fmt: skip
+            for name, fp in fingerprints.scorers.items():
+                stored = store.get_results("scores", [i.sample_id for i in video_items], fp)
+                for item in video_items:
+                    got = stored.get(item.sample_id)
+                    if got is not None and got.ok:
+                        scores.append({"sample_id": item.sample_id, "video": video,
+                                       "question": item.question, "scorer": name,
+                                       "scores": got.payload["scores"]})  # fmt: skip
+    info = {
+        "kind": "framesel-selections",
+        "config": {"num_candidates": config.num_candidates, "frame_size": config.frame_size,
+                   "video_reader": config.video_reader, "strategies": list(config.strategies),
+                   "ks": list(config.ks), "rule_options": config.rule_options},
+        "scorers": meta.get("scorers", {}),
+    }  # fmt: skip
+    return write_selections(out, picks, scores, videos, info)
+
+
+def write_selections(
+    out: Path,
+    picks: list[dict[str, Any]],
+    scores: list[dict[str, Any]],
+    videos: list[dict[str, Any]],
+    info: Mapping[str, Any],
+) -> Path:
+    """Write the three parquet configs, ``framesel_selections.json`` (``info`` plus counts) and
+    the card into ``out``, replacing what is there (the caller checked it may)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {
+        "picks": {"positions": pa.list_(pa.uint16()), "frame_indices": pa.list_(pa.int32()),
+                  "timestamps": pa.list_(pa.float32()), "k": pa.uint16(),
+                  "distinct_frames": pa.uint16(), "num_frames": pa.int32(), "fps": pa.float32()},
+        "scores": {"scores": pa.list_(pa.float32())},
+        "videos": {"candidate_indices": pa.list_(pa.int32()), "timestamps": pa.list_(pa.float32()),
+                   "num_frames": pa.int32(), "fps": pa.float32(), "duration": pa.float32()},
+    }  # fmt: skip
+    tables = {"picks": picks, "scores": scores, "videos": videos}
+    stage = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None)
+    )
+    try:
+        for name, rows in tables.items():
+            target = stage / "data" / name
+            target.mkdir(parents=True)
+            columns = list(rows[0]) if rows else list(types[name])
+            fields = [pa.field(c, types[name].get(c, _infer(rows, c))) for c in columns]
+            table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+            pq.write_table(table, target / "train-00000-of-00001.parquet", compression="zstd")
+        info = {**info, "counts": {"questions": len({r["sample_id"] for r in picks}),
+                                   "videos": len(videos), "picks": len(picks),
+                                   "scores": len(scores)}}  # fmt: skip
+        (stage / SELECTIONS_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        (stage / "README.md").write_text(_selections_card(info), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage.replace(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out
+
+
+def _infer(rows: list[dict[str, Any]], column: str) -> Any:
+    import pyarrow as pa
+
+    return pa.array([r[column] for r in rows]).type
+
+
+def _selections_card(info: Mapping[str, Any]) -> str:
+    import yaml
+
+    front = {
+        "tags": ["framesel", "frame-selection", "video-question-answering"],
+        "configs": [
+            {"config_name": name, "default": name == "picks",
+             "data_files": [{"split": "train", "path": f"data/{name}/*.parquet"}]}
+            for name in SELECTIONS_CONFIGS
+        ],
+    }  # fmt: skip
+    cfg, counts = info["config"], info["counts"]
+    scorers = (
+        "\n".join(
+            f"- `{name}`: `{fp.get('model')}` (content id `{fp.get('model_id')}`)"
+            for name, fp in info["scorers"].items()
+        )
+        or "- none (uniform only)"
+    )
+    return (
+        f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n"
+        "# Frame selections\n\n"
+        f"Frames picked by framesel for {counts['questions']} questions about {counts['videos']} "
+        f"videos: strategies {', '.join(cfg['strategies'])} at k = "
+        f"{', '.join(map(str, cfg['ks']))}, from n = {cfg['num_candidates']} candidates per video "
+        f"(short side {cfg['frame_size']} px, reader {cfg['video_reader']}).\n\n"
+        f"Scorers:\n{scorers}\n\n"
+        "Configs: `picks` (per question, strategy and k: candidate positions, frame indices, "
+        "timestamps in seconds, distinct frames), `scores` (per question and scorer: the n "
+        "scores), `videos` (per video: candidate frame indices, timestamps, fps, frame count).\n\n"
+        "```python\nfrom datasets import load_dataset\n"
+        'picks = load_dataset("<this dataset>", "picks", split="train")\n```\n'
+    )

@@ -105,3 +105,34 @@ def test_eval_qa_on_the_same_work_reuses_the_selection_curves(inputs, tiny_model
             "--no-progress", "--no-plots", "--json"]  # fmt: skip
     assert main(args) == 0
     assert curves() == before  # not one curve computed again
+
+
+def test_select_build_writes_a_loadable_selections_dataset(inputs, tiny_models, tmp_path, capsys):
+    from datasets import load_dataset
+
+    work, out = tmp_path / "work", tmp_path / "selections"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    picks = [json.loads(line) for line in (work / "picks.jsonl").open()]
+    capsys.readouterr()
+    assert main(["select", "build", str(work), "--out", str(out)]) == 0
+    assert "Wrote" in capsys.readouterr().out
+    loaded = load_dataset(str(out), "picks", split="train")
+    assert len(loaded) == len(picks)
+    first = loaded[0]
+    assert first["frame_indices"] == picks[0]["frame_indices"]
+    assert first["distinct_frames"] == picks[0]["distinct_frames"]
+    np.testing.assert_allclose(first["timestamps"], picks[0]["timestamps"], rtol=1e-6)
+    scores = load_dataset(str(out), "scores", split="train")
+    assert len(scores) == 6 and len(scores[0]["scores"]) == N  # 6 questions, one scorer
+    videos = load_dataset(str(out), "videos", split="train")
+    assert sorted(videos["video"]) == ["a.mp4", "short.mp4"]
+    info = json.loads((out / "framesel_selections.json").read_text())
+    assert info["scorers"]["selector"]["model_id"]
+    card = (out / "README.md").read_text()
+    assert "selector:nms" in card and str(tiny_models["selector"]) in card
+    # An existing dataset is replaced only when asked; another directory never.
+    assert main(["select", "build", str(work), "--out", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["select", "build", str(work), "--out", str(out), "--overwrite"]) == 0
+    assert main(["select", "build", str(work), "--out", str(inputs["videos"]), "--overwrite"]) == 1
+    assert "not a selections dataset" in capsys.readouterr().err
