@@ -257,6 +257,13 @@ def build_selections(
     """
     from fslabels.evaluation.run import EvalFingerprints
 
+    from fslabels.store import STORE_FILE
+
+    if not (Path(workdir) / STORE_FILE).is_file():
+        raise FileNotFoundError(
+            f"{workdir} holds no selection run ({STORE_FILE} is missing); make one with "
+            f"`framesel select run --work {workdir}`"
+        )
     out = Path(out_dir).expanduser()
     if out.exists() and any(out.iterdir()):
         if not (out / SELECTIONS_INFO).is_file():

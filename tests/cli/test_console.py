@@ -62,6 +62,7 @@ CASES = {
         "select run --manifest {d}/m.jsonl --work {d}/w --videos {d} --strategies uniform",
         "does not exist",
     ),
+    "select build": ("select build {d}/w --out {d}/out", "holds no selection run"),
     "eval report": ("eval report {d}/w", "holds no eval run"),
     # No input of its own to get wrong: a usage error, with its one-line hint.
     "eval strategies": ("eval strategies --{d}", "No such option"),
