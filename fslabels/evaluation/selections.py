@@ -256,7 +256,6 @@ def build_selections(
             is off.
     """
     from fslabels.evaluation.run import EvalFingerprints
-
     from fslabels.store import STORE_FILE
 
     if not (Path(workdir) / STORE_FILE).is_file():
