@@ -127,3 +127,76 @@ def build(
         f"{counts['videos']} videos, {counts['scores']} score curves ({size / 1024:.0f} KiB of "
         "parquet)"
     )
+
+
+@app.command("push")
+def push(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="A select build directory.")],
+    repo: Annotated[str, typer.Option(metavar="ORG/NAME", help="The Hub dataset repo.")],
+    tag: Annotated[
+        str | None, typer.Option(metavar="TAG", help="Version tag (default: the next vN).")
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", metavar="", help="Create it private.")
+    ] = False,
+    token: Annotated[
+        str | None, typer.Option(metavar="TOKEN", help="Hub token (default: HF_TOKEN / login).")
+    ] = None,
+) -> None:
+    """Publish DIR as the next version of a Hub dataset (one commit, one immutable tag, through
+    the same release path as label datasets); identical content changes nothing."""
+    from fslabels.evaluation.selections import push_selections
+
+    result = push_selections(directory, repo, tag=tag, private=private, token=token)
+    if result.unchanged:
+        typer.echo(f"{result.repo_id} already holds this content as {result.tag}; nothing pushed.")
+        return
+    typer.echo(f"Pushed {result.repo_id} {result.tag} (commit {result.commit[:12]}).")
+    typer.echo(
+        f'Load it: datasets.load_dataset("{result.repo_id}", "picks", split="train", '
+        f'revision="{result.tag}")'
+    )
+
+
+@app.command("pull")
+def pull(
+    ref: Annotated[str, typer.Argument(metavar="ORG/NAME[@REV]", help="A selections dataset.")],
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Directory to download into.")],
+) -> None:
+    """Download one version of a selections dataset (all configs, card and info)."""
+    from fslabels.dataset import parse_ref
+    from fslabels.dataset.format import download
+    from fslabels.evaluation.selections import load_selections
+
+    if out.is_file():
+        raise FileExistsError(f"{out} is a file; choose another --out")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose another --out")
+    parsed = parse_ref(ref)
+    if parsed.local:
+        raise typer.BadParameter(f"{ref} is a local directory; pull takes a Hub id")
+    path = download(parsed, local_dir=out)
+    _, info = load_selections(path)
+    typer.echo(f"Pulled {ref} into {path} ({info['counts']['picks']} picks).")
+
+
+@app.command("diff")
+def diff(
+    a: Annotated[str, typer.Argument(metavar="A", help="A directory or org/name@rev.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="A directory or org/name@rev.")],
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
+) -> None:
+    """Compare two selections versions: per strategy and k, questions whose frames changed and
+    the mean share of frames kept."""
+    from fslabels.evaluation.selections import diff_selections
+
+    result = diff_selections(a, b)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for cell, got in result["cells"].items():
+        typer.echo(
+            f"{cell}: {got['changed']} of {got['questions']} questions got other frames "
+            f"({got['kept']:.0%} of frames kept)"
+        )
+    typer.echo(f"questions only in A: {result['only_in_a']}, only in B: {result['only_in_b']}")

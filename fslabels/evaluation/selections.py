@@ -255,6 +255,7 @@ def build_selections(
         FileExistsError: ``out_dir`` exists and is not a selections dataset, or ``overwrite``
             is off.
     """
+    from fslabels.dataset.guard import public_value
     from fslabels.evaluation.run import EvalFingerprints
     from fslabels.store import STORE_FILE
 
@@ -309,7 +310,8 @@ def build_selections(
                    "ks": list(config.ks), "rule_options": config.rule_options},
         "scorers": meta.get("scorers", {}),
     }  # fmt: skip
-    return write_selections(out, picks, scores, videos, info)
+    # Published text names local model directories by their name only (<local>/name).
+    return write_selections(out, picks, scores, videos, public_value(info, set()))
 
 
 def write_selections(
@@ -398,3 +400,105 @@ def _selections_card(info: Mapping[str, Any]) -> str:
         "```python\nfrom datasets import load_dataset\n"
         'picks = load_dataset("<this dataset>", "picks", split="train")\n```\n'
     )
+
+
+# --- publishing: the one release path (hub_cards.release), the label datasets' refs -------------
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+
+
+def push_selections(
+    directory: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    tag: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+) -> Any:
+    """Publish a selections dataset directory as one tagged release (``v1``, ``v2``, …) of a Hub
+    dataset repo, through `hub_cards.release.publish_release` (the label datasets' and selectors'
+    path: one commit, immutable tags, a no-op when nothing changed).
+
+    Raises:
+        FileNotFoundError: ``directory`` is not a selections dataset.
+        PermissionError, TagExistsError, PushError: see `publish_release`.
+    """
+    from hub_cards import check_public
+    from hub_cards.release import publish_release, release_hash_of
+
+    source = Path(directory).expanduser()
+    if not (source / SELECTIONS_INFO).is_file():
+        raise FileNotFoundError(
+            f"{source} is not a selections dataset (no {SELECTIONS_INFO}); make one with "
+            "`framesel select build`"
+        )
+    names = _files(source)
+    check_public((source / "README.md").read_text(encoding="utf-8"))
+
+    def stage(out: Path, _tag: str | None) -> None:
+        for name in names:
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, target)
+
+    return publish_release(
+        repo_id,
+        "dataset",
+        stage,
+        release_hash_of(source, names),
+        tag=tag,
+        private=private,
+        token=token,
+        source="selections",
+    )
+
+
+def load_selections(spec: str | os.PathLike[str], revision: str | None = None) -> tuple[Path, dict]:
+    """``(directory, info)`` of a selections dataset: a directory, or ``org/name[@rev]`` from the
+    Hub (downloaded)."""
+    from fslabels.dataset import parse_ref
+    from fslabels.dataset.format import download
+
+    ref = parse_ref(spec, revision)
+    directory = Path(ref.source) if ref.local else download(ref)
+    info_file = directory / SELECTIONS_INFO
+    if not info_file.is_file():
+        raise ValueError(f"{spec} is not a framesel selections dataset (no {SELECTIONS_INFO})")
+    return directory, json.loads(info_file.read_text(encoding="utf-8"))
+
+
+def read_picks(directory: Path) -> list[dict[str, Any]]:
+    """The ``picks`` config's rows."""
+    import pyarrow.parquet as pq
+
+    files = sorted((directory / "data" / "picks").glob("*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def diff_selections(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:
+    """How two selections versions differ: per (strategy, k), how many questions both hold,
+    how many got other frames, and the mean share of frames kept; plus the questions only one
+    holds."""
+    key = ("sample_id", "strategy", "k")
+    left = {tuple(r[c] for c in key): r for r in read_picks(load_selections(a)[0])}
+    right = {tuple(r[c] for c in key): r for r in read_picks(load_selections(b)[0])}
+    cells: dict[str, dict[str, Any]] = {}
+    for k3 in sorted(set(left) & set(right)):
+        x, y = set(left[k3]["frame_indices"]), set(right[k3]["frame_indices"])
+        cell = cells.setdefault(f"{k3[1]} k={k3[2]}", {"questions": 0, "changed": 0, "kept": []})
+        cell["questions"] += 1
+        cell["changed"] += int(x != y)
+        cell["kept"].append(len(x & y) / max(1, len(x)))
+    for cell in cells.values():
+        cell["kept"] = float(np.mean(cell["kept"])) if cell["kept"] else 1.0
+    return {
+        "cells": cells,
+        "only_in_a": len({k[0] for k in left} - {k[0] for k in right}),
+        "only_in_b": len({k[0] for k in right} - {k[0] for k in left}),
+    }

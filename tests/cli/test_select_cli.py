@@ -129,10 +129,49 @@ def test_select_build_writes_a_loadable_selections_dataset(inputs, tiny_models, 
     info = json.loads((out / "framesel_selections.json").read_text())
     assert info["scorers"]["selector"]["model_id"]
     card = (out / "README.md").read_text()
-    assert "selector:nms" in card and str(tiny_models["selector"]) in card
+    assert "selector:nms" in card and "<local>/selector" in card
+    assert str(tiny_models["selector"]) not in card  # no local path is published
     # An existing dataset is replaced only when asked; another directory never.
     assert main(["select", "build", str(work), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert main(["select", "build", str(work), "--out", str(out), "--overwrite"]) == 0
     assert main(["select", "build", str(work), "--out", str(inputs["videos"]), "--overwrite"]) == 1
     assert "not a selections dataset" in capsys.readouterr().err
+
+
+def test_selections_push_pull_diff_through_the_release_path(
+    inputs, tiny_models, tmp_path, capsys, hub
+):
+    import datasets
+
+    work = tmp_path / "work"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    assert main(["select", "build", str(work), "--out", str(tmp_path / "v1")]) == 0
+    repo = "tester/selections"
+    capsys.readouterr()
+    assert main(["select", "push", str(tmp_path / "v1"), "--repo", repo]) == 0
+    assert "Pushed tester/selections v1" in capsys.readouterr().out
+    assert main(["select", "push", str(tmp_path / "v1"), "--repo", repo]) == 0  # a no-op
+    assert "already holds this content as v1" in capsys.readouterr().out
+
+    # A second version: more budgets from the same stored curves (nothing is recomputed).
+    args = _args(inputs, tiny_models, work)
+    args[args.index("4,8")] = "4,8,16"
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["computed"] == 0
+    assert main(["select", "build", str(work), "--out", str(tmp_path / "v2")]) == 0
+    assert main(["select", "push", str(tmp_path / "v2"), "--repo", repo]) == 0
+    assert set(hub.refs(repo, "dataset")["tags"]) == {"v1", "v2"}
+
+    # The real datasets client loads each version by tag.
+    old = datasets.load_dataset(repo, "picks", split="train", revision="v1")
+    new = datasets.load_dataset(repo, "picks", split="train", revision="v2")
+    assert sorted(set(old["k"])) == [4, 8] and sorted(set(new["k"])) == [4, 8, 16]
+
+    assert main(["select", "pull", f"{repo}@v1", "--out", str(tmp_path / "pulled")]) == 0
+    capsys.readouterr()
+    assert main(["select", "diff", str(tmp_path / "pulled"), f"{repo}@v2", "--json"]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert diff["cells"]["selector:nms k=8"] == {"questions": 6, "changed": 0, "kept": 1.0}
+    assert "selector:nms k=16" not in diff["cells"]
+    assert (diff["only_in_a"], diff["only_in_b"]) == (0, 0)
