@@ -32,6 +32,7 @@ datasets_cli.register(labels_cli.app)
 app.add_typer(review_cli.app, name="review", help="Spot-check labels in Label Studio.")
 app.add_typer(eval_cli.app, name="eval", help="Does selection help? Downstream QA evaluation.")
 app.add_typer(select_cli.app, name="select", help="Select frames once for a whole QA set.")
+app.add_typer(select_cli.frames_app, name="frames", help="Export selected frames as images.")
 app.command("demo")(demo_cli.demo)
 
 

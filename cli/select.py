@@ -200,3 +200,44 @@ def diff(
             f"({got['kept']:.0%} of frames kept)"
         )
     typer.echo(f"questions only in A: {result['only_in_a']}, only in B: {result['only_in_b']}")
+
+
+frames_app = typer.Typer(
+    help="The frames a selections dataset picked, as image files any evaluator can read.",
+    no_args_is_help=True,
+)
+
+
+@frames_app.command("export")
+def export(
+    selections: Annotated[
+        str, typer.Argument(metavar="SELECTIONS", help="A selections dir or org/name@rev.")
+    ],
+    videos: Videos,
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Where the frames go (empty).")],
+    strategy: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only this strategy's picks.")
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", metavar="K", help="Only this k.")] = None,
+    size: Annotated[
+        int | None, typer.Option(metavar="PX", help="Short side (default: as stored).")
+    ] = None,
+    progress: Progress = True,
+) -> None:
+    """Write every picked frame once as a JPEG under DIR/frames/, and DIR/index.json: per
+    question, strategy and k, the frames in time order with frame index, timestamp and file."""
+    from fslabels.evaluation.selections import FRAMES_INDEX, export_frames
+
+    index = export_frames(
+        selections, videos, out, strategy=strategy, k=k, size=size, progress=progress
+    )
+    files = len(list((out / "frames").rglob("*.jpg"))) if (out / "frames").exists() else 0
+    typer.echo(
+        f"Wrote {files} frames for {len(index['entries'])} selections and {out / FRAMES_INDEX}"
+    )
+    if index["failed"]:
+        from cli.console import print_failures, stdout
+
+        print_failures(
+            stdout(), sorted(index["failed"].items()), title="Videos that could not be read:"
+        )

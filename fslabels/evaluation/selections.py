@@ -502,3 +502,96 @@ def diff_selections(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dic
         "only_in_a": len({k[0] for k in left} - {k[0] for k in right}),
         "only_in_b": len({k[0] for k in right} - {k[0] for k in left}),
     }
+
+
+# --- consumers ---------------------------------------------------------------------------------
+
+FRAMES_INDEX = "index.json"
+
+
+def export_frames(
+    selections: str | os.PathLike[str],
+    videos_root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    strategy: str | None = None,
+    k: int | None = None,
+    size: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write the frames a selections dataset picked as JPEG files, each (video, frame) once, and
+    ``index.json``: per question, strategy and k, the frames in time order with their frame
+    index, timestamp and file — what any evaluator can read without framesel.
+
+    Args:
+        selections: a selections directory or ``org/name[@rev]``.
+        videos_root: where the dataset's video paths start.
+        out_dir: the directory to write (created; must be empty or missing).
+        strategy, k: only these picks (default: all).
+        size: short side of the written frames (default: as stored in the video).
+        progress: a progress bar over the videos.
+
+    Returns:
+        The index (also written to ``out_dir/index.json``); a video that cannot be read is
+        listed under ``"failed"`` with the reason, and the others are written.
+
+    Raises:
+        FileExistsError: ``out_dir`` is a file or a non-empty directory.
+        ValueError: no picks match ``strategy``/``k``.
+    """
+    from PIL import Image
+
+    from fsmodel.video import get_reader, probe
+
+    directory, info = load_selections(selections)
+    rows = [
+        r
+        for r in read_picks(directory)
+        if (strategy is None or r["strategy"] == strategy) and (k is None or r["k"] == k)
+    ]
+    if not rows:
+        have = sorted({(r["strategy"], r["k"]) for r in read_picks(directory)})
+        raise ValueError(f"no picks for strategy={strategy!r}, k={k!r}; the dataset has {have}")
+    out = Path(out_dir).expanduser()
+    if out.is_file() or (out.exists() and any(out.iterdir())):
+        raise FileExistsError(f"{out} is a file or not empty; choose another --out")
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_video.setdefault(row["video"], []).append(row)
+    reader = get_reader(info["config"].get("video_reader") or "pyav")
+    entries, failed = [], {}
+    with ProgressBars(progress, {"videos": len(by_video)}, units={"videos": "videos"}) as bar:
+        for video, video_rows in by_video.items():
+            wanted = np.unique(np.concatenate([r["frame_indices"] for r in video_rows]))
+            try:
+                frames = reader.read(probe(Path(videos_root) / video), wanted, size)
+            except Exception as err:  # a bad video is recorded; the others are written
+                failed[video] = f"{type(err).__name__}: {err}"
+                bar.advance("videos", 1)
+                continue
+            stem = Path(video).with_suffix("")
+            files = {}
+            for index, frame in zip(wanted.tolist(), frames, strict=True):
+                name = f"frames/{stem}/{index:07d}.jpg"
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(frame).save(out / name, quality=92)
+                files[index] = name
+            for row in video_rows:
+                entries.append(
+                    {
+                        "sample_id": row["sample_id"],
+                        "video": video,
+                        "question": row["question"],
+                        "strategy": row["strategy"],
+                        "k": row["k"],
+                        "frames": [
+                            {"frame_index": i, "timestamp": round(float(t), 6), "file": files[i]}
+                            for i, t in zip(row["frame_indices"], row["timestamps"], strict=True)
+                        ],
+                    }
+                )
+            bar.advance("videos", 1)
+    index = {"selections": str(selections), "entries": entries, "failed": failed}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FRAMES_INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    return index

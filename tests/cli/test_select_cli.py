@@ -175,3 +175,60 @@ def test_selections_push_pull_diff_through_the_release_path(
     assert diff["cells"]["selector:nms k=8"] == {"questions": 6, "changed": 0, "kept": 1.0}
     assert "selector:nms k=16" not in diff["cells"]
     assert (diff["only_in_a"], diff["only_in_b"]) == (0, 0)
+
+
+def test_frames_export_writes_each_picked_frame_once_with_an_index(
+    inputs, tiny_models, tmp_path, capsys
+):
+    from PIL import Image
+
+    from fsmodel.video import sample_candidates
+
+    work, sel, out = tmp_path / "work", tmp_path / "sel", tmp_path / "frames"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    capsys.readouterr()
+    args = ["frames", "export", str(sel), "--videos", str(inputs["videos"]), "--out", str(out),
+            "--strategy", "selector:nms", "-k", "8", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert len(index["entries"]) == 6 and index["failed"] == {}
+    files = sorted((out / "frames").rglob("*.jpg"))
+    wanted = {(e["video"], f["frame_index"]) for e in index["entries"] for f in e["frames"]}
+    assert len(files) == len(wanted)  # each (video, frame) written once
+    # The files are the frames the sampler decodes at those indices (JPEG, so close, not equal).
+    entry = next(e for e in index["entries"] if e["video"] == "a.mp4")
+    candidates = sample_candidates(inputs["videos"] / "a.mp4", N, size=None)
+    for frame in entry["frames"]:
+        assert len(entry["frames"]) == 8
+        position = list(candidates.indices).index(frame["frame_index"])
+        got = np.asarray(Image.open(out / frame["file"]), np.float32)
+        assert np.abs(got - candidates.frames[position]).mean() < 8
+    capsys.readouterr()
+    assert main(args) == 1  # --out is not empty now
+    assert "not empty" in capsys.readouterr().err
+    other = ["frames", "export", str(sel), "--videos", str(inputs["videos"]), "--out",
+             str(tmp_path / "x"), "--strategy", "nope", "--no-progress"]  # fmt: skip
+    assert main(other) == 1
+    assert "no picks for strategy='nope'" in capsys.readouterr().err
+
+
+def test_frames_export_records_an_unreadable_video_and_writes_the_others(
+    inputs, tiny_models, tmp_path, capsys
+):
+    import shutil
+
+    work, sel = tmp_path / "work", tmp_path / "sel"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    videos = tmp_path / "videos"
+    shutil.copytree(inputs["videos"], videos)
+    (videos / "short.mp4").write_bytes(b"not a video any more")
+    capsys.readouterr()
+    args = ["frames", "export", str(sel), "--videos", str(videos), "--out",
+            str(tmp_path / "frames"), "-k", "4", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    index = json.loads((tmp_path / "frames" / "index.json").read_text())
+    assert list(index["failed"]) == ["short.mp4"]
+    assert {e["video"] for e in index["entries"]} == {"a.mp4"}
+    assert "short.mp4" in capsys.readouterr().out
