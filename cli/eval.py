@@ -101,6 +101,14 @@ def qa(
         int | None,
         typer.Option("--n", metavar="N", help="Candidates per video (128).", rich_help_panel=_WHAT),
     ] = None,
+    selections: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATASET",
+            help="Picks of select build, not scorers.",
+            rich_help_panel=_WHAT,
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(metavar="FILE", help="YAML eval config.", rich_help_panel=_WHAT)
     ] = None,
@@ -133,6 +141,10 @@ def qa(
 
     --set overrides a config key (defaults in fslabels.evaluation.config), e.g. --set
     answerer.dtype=bfloat16 --set scorers.selector.device=cuda (YAML values).
+
+    --selections takes a selections dataset (framesel select build; a directory or
+    org/name@rev): its stored curves stand in for the scorers they came from (selector:nms uses
+    the stored selector curves), so no selector runs; n and the reader are taken from it.
     """
     import json
 
@@ -154,10 +166,29 @@ def qa(
     for key, value in shortcuts.items():
         if value is not None:
             sets.append(f"{key}={json.dumps(value)}")
-    eval_config = EvalConfig.load(config, sets)
     items = _items(manifest, hub, split, revision, columns or [])
+    stored = {}
+    if selections is not None:
+        from fslabels.evaluation.selections import stored_scorers
+
+        stored, info = stored_scorers(selections, videos)
+        # The candidates the picks were made from, unless set explicitly.
+        values = {key: info["config"][key] for key in ("num_candidates", "video_reader")}
+        for name, fingerprint in (info.get("scorers") or {}).items():
+            # Recorded in the config for the record; the stored curves are what is used.
+            values[f"scorers.{name}.model"] = fingerprint.get("model") or "stored"
+        for key, value in values.items():
+            if not any(s.startswith(f"{key}=") for s in sets):
+                sets.append(f"{key}={json.dumps(value)}")
+    eval_config = EvalConfig.load(config, sets)
     summary = run_eval(
-        eval_config, items, videos, work, progress=progress, retry_failed=retry_failed
+        eval_config,
+        items,
+        videos,
+        work,
+        progress=progress,
+        retry_failed=retry_failed,
+        scorers=stored or None,
     )
     written = _outputs(work, out, plots)
     if as_json:

@@ -45,6 +45,7 @@ __all__ = [
     "PICKS_FILE",
     "SELECTIONS_INFO",
     "SelectionSummary",
+    "StoredScores",
     "build_selections",
     "run_selection",
     "selection_rows",
@@ -595,3 +596,90 @@ def export_frames(
     out.mkdir(parents=True, exist_ok=True)
     (out / FRAMES_INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return index
+
+
+@dataclass
+class StoredScoresConfig:
+    """Curves read from a selections dataset instead of computed.
+
+    Args:
+        selections: the dataset's directory (as loaded).
+        scorer: the scorer whose curves to serve (``selector`` for ``selector:*``).
+        content_id: the dataset's content hash (part of the fingerprint).
+    """
+
+    selections: str
+    scorer: str
+    content_id: str
+
+
+class StoredScores(Scorer):
+    """The score curves a selections dataset holds, served as a scorer: ``eval qa --selections``
+    answers from stored picks without running a selector. Its ``name`` is the stored scorer's
+    (so ``selector:nms`` uses the stored selector curves with the nms rule)."""
+
+    name = "stored"
+    config_class = StoredScoresConfig
+
+    def __init__(self, config: Any = None, videos_root: str | os.PathLike[str] = ".", **kw: Any):
+        super().__init__(config, **kw)
+        self.name = self.config.scorer  # the strategies ask for it by the stored scorer's name
+        self.videos_root = Path(videos_root)
+        self.curves: dict[tuple[str, str], np.ndarray] = {}
+        self.candidates: dict[str, np.ndarray] = {}
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"scorer": self.name, "stored": self.config.content_id}
+
+    def _load(self) -> None:
+        import pyarrow.parquet as pq
+
+        directory = Path(self.config.selections)
+        for f in sorted((directory / "data" / "scores").glob("*.parquet")):
+            for row in pq.read_table(f).to_pylist():
+                if row["scorer"] == self.name:
+                    key = (os.fspath(self.videos_root / row["video"]), row["question"])
+                    self.curves[key] = np.asarray(row["scores"], np.float64)
+        for f in sorted((directory / "data" / "videos").glob("*.parquet")):
+            for row in pq.read_table(f).to_pylist():
+                path = os.fspath(self.videos_root / row["video"])
+                self.candidates[path] = np.asarray(row["candidate_indices"], np.int64)
+
+    def _unload(self) -> None:
+        self.curves, self.candidates = {}, {}
+
+    def score(self, candidates: Any, question: str, options: Any = ()) -> ScoreCurve:
+        from fslabels.evaluation.scorers import ScoringError
+
+        self.load()
+        video = os.fspath(candidates.video)
+        curve = self.curves.get((video, question))
+        if curve is None:
+            raise ScoringError(
+                f"the selections hold no {self.name} curve for {video!r}, {question!r}"
+            )
+        if not np.array_equal(self.candidates.get(video), np.asarray(candidates.indices)):
+            raise ScoringError(
+                f"the selections were made from other candidates of {video!r} (another n, "
+                "reader or video file): use their num_candidates and video_reader"
+            )
+        return ScoreCurve(curve, Cost())
+
+
+def stored_scorers(
+    selections: str | os.PathLike[str], videos_root: str | os.PathLike[str]
+) -> tuple[dict[str, StoredScores], dict[str, Any]]:
+    """``({scorer name: StoredScores}, the dataset's info)`` for every scorer whose curves a
+    selections dataset holds."""
+    from hub_cards.release import release_hash_of
+
+    directory, info = load_selections(selections)
+    content_id = release_hash_of(directory, _files(directory))[:16]
+    names = sorted(info.get("scorers") or {})
+    scorers = {
+        name: StoredScores(
+            StoredScoresConfig(str(directory), name, content_id), videos_root=videos_root
+        )
+        for name in names
+    }
+    return scorers, info

@@ -232,3 +232,29 @@ def test_frames_export_records_an_unreadable_video_and_writes_the_others(
     assert list(index["failed"]) == ["short.mp4"]
     assert {e["video"] for e in index["entries"]} == {"a.mp4"}
     assert "short.mp4" in capsys.readouterr().out
+
+
+def test_eval_qa_answers_from_stored_selections_without_a_selector(
+    inputs, tiny_models, tmp_path, capsys
+):
+    work, sel = tmp_path / "work", tmp_path / "sel"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    common = ["eval", "qa", "--manifest", str(inputs["manifest"]), "--videos",
+              str(inputs["videos"]), "--model", str(tiny_models["qwen2-vl"]), "--strategies",
+              "selector:nms", "--k", "4,8", "--set", "frame_size=48", "--set",
+              "answerer.max_new_tokens=3", "--no-progress", "--no-plots", "--json"]  # fmt: skip
+    # No --selector: the default is a Hub model that cannot load here, so nothing may run it.
+    assert main([*common, "--work", str(tmp_path / "stored"), "--selections", str(sel)]) == 0
+    assert main([*common, "--work", str(tmp_path / "live"), "--selector",
+                 str(tiny_models["selector"]), "--n", str(N)]) == 0  # fmt: skip
+
+    def answers(name):
+        rows = [json.loads(x) for x in (tmp_path / name / "results" / "answers.jsonl").open()]
+        return {(r["sample_id"], r["k"]): r for r in rows}
+
+    stored, live = answers("stored"), answers("live")
+    assert len(stored) == len(live) == 12  # 6 answerable questions x 2 ks
+    for key, row in live.items():
+        assert stored[key]["frame_indices"] == row["frame_indices"], key
+        assert stored[key]["reply"] == row["reply"], key
