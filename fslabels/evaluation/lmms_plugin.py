@@ -28,6 +28,10 @@ strategy and k are ``model_args``, so lmms-eval's response cache tells runs apar
   ``max_pixels``, ``min_pixels`` (the downstream processor), ``max_new_tokens`` (default 32).
 - ``trace``: a JSONL file to which every selection is appended (task, doc id, video, frame
   indices, timestamps, seconds): the audit trail of which frames the model saw.
+- ``selections``: a selections dataset (``framesel select build``; a directory or
+  ``org/name@rev``): its stored curves stand in for the strategy's scorer, so no selector runs
+  and any number of downstream models are evaluated from one selection (its ``num_candidates``
+  and reader are used; a task's prompt is matched to the stored question it contains).
 
 Log-likelihood requests follow lmms-eval's convention for its models: the result is the
 continuation's mean negative log-likelihood per token (its ``multiple_choice`` scoring takes the
@@ -99,13 +103,28 @@ class FrameselVideoQA:
         max_new_tokens: int = 32,
         revision: str | None = None,
         trace: str | None = None,
+        selections: str | None = None,
     ) -> None:
         from fslabels.evaluation.answerer import Answerer, AnswererConfig
         from fslabels.evaluation.strategies import build_strategy, parse_strategy
 
         scorer, _ = parse_strategy(str(strategy))
-        scorers: dict[str, dict[str, Any]] = {}
-        if scorer == "selector":
+        scorers: dict[str, Any] = {}
+        if selections:
+            # Stored curves (framesel select build) stand in for the scorer: no selector runs,
+            # and the candidates are the ones the selections were made from.
+            from fslabels.evaluation.selections import stored_scorers
+
+            stored, info = stored_scorers(str(selections), videos_root="")
+            if scorer is not None and scorer not in stored:
+                raise ValueError(
+                    f"selections {selections} hold no {scorer!r} curves (they hold: "
+                    f"{sorted(stored) or 'none'})"
+                )
+            scorers = dict(stored)
+            num_candidates = int(info["config"]["num_candidates"])
+            video_reader = str(info["config"]["video_reader"])
+        elif scorer == "selector":
             if not selector:
                 raise ValueError(f"strategy {strategy!r} needs model_args selector=<dir or Hub id>")
             scorers["selector"] = {

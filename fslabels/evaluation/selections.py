@@ -638,32 +638,53 @@ class StoredScores(Scorer):
         for f in sorted((directory / "data" / "scores").glob("*.parquet")):
             for row in pq.read_table(f).to_pylist():
                 if row["scorer"] == self.name:
-                    key = (os.fspath(self.videos_root / row["video"]), row["question"])
+                    key = (row["video"], row["question"])
                     self.curves[key] = np.asarray(row["scores"], np.float64)
         for f in sorted((directory / "data" / "videos").glob("*.parquet")):
             for row in pq.read_table(f).to_pylist():
-                path = os.fspath(self.videos_root / row["video"])
-                self.candidates[path] = np.asarray(row["candidate_indices"], np.int64)
+                self.candidates[row["video"]] = np.asarray(row["candidate_indices"], np.int64)
 
     def _unload(self) -> None:
         self.curves, self.candidates = {}, {}
+
+    def _video(self, path: str) -> str | None:
+        """The stored video a decoded path is: ``videos_root / video``, or (lmms-eval passes
+        absolute paths) the one stored path it ends with."""
+        for video in self.candidates:
+            if os.fspath(self.videos_root / video) == path:
+                return video
+        posix = Path(path).as_posix()
+        ends = [v for v in self.candidates if posix.endswith("/" + Path(v).as_posix())]
+        return ends[0] if len(ends) == 1 else None
+
+    def _question(self, video: str, asked: str) -> str | None:
+        """The stored question: the one asked, or (a prompt that wraps it, as an lmms-eval
+        task's is) the longest stored question of the video inside it."""
+        if (video, asked) in self.curves:
+            return asked
+        inside = [q for v, q in self.curves if v == video and q and q in asked]
+        return max(inside, key=len) if inside else None
 
     def score(self, candidates: Any, question: str, options: Any = ()) -> ScoreCurve:
         from fslabels.evaluation.scorers import ScoringError
 
         self.load()
-        video = os.fspath(candidates.video)
-        curve = self.curves.get((video, question))
-        if curve is None:
+        path = os.fspath(candidates.video)
+        video = self._video(path)
+        if video is None:
+            raise ScoringError(f"the selections hold no video {path!r}")
+        stored = self._question(video, question)
+        if stored is None:
             raise ScoringError(
-                f"the selections hold no {self.name} curve for {video!r}, {question!r}"
+                f"the selections hold no {self.name} curve for {video!r} and the question "
+                f"{question[:80]!r}"
             )
-        if not np.array_equal(self.candidates.get(video), np.asarray(candidates.indices)):
+        if not np.array_equal(self.candidates[video], np.asarray(candidates.indices)):
             raise ScoringError(
                 f"the selections were made from other candidates of {video!r} (another n, "
                 "reader or video file): use their num_candidates and video_reader"
             )
-        return ScoreCurve(curve, Cost())
+        return ScoreCurve(self.curves[(video, stored)], Cost())
 
 
 def stored_scorers(

@@ -189,19 +189,34 @@ def tasks(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def evaluated(lmms_python, tasks, tiny_models, tmp_path_factory):
-    """One lmms-eval process: the entry point, then simple_evaluate with selector:nms and
-    with uniform."""
+def selections(tasks, tiny_models, tmp_path_factory):
+    """A selections dataset for the tasks' questions, made here (framesel select run + build)."""
+    from fslabels.evaluation.selections import build_selections, run_selection
+
+    root = tmp_path_factory.mktemp("lmms-selections")
+    manifest = root / "qa.jsonl"
+    rows = [{"video": Path(d["video"]).name, "question": d["question"]} for d in tasks["docs"]]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = {"num_candidates": N, "frame_size": 48, "ks": [K], "strategies": ["selector:nms"],
+              "scorers": {"selector": {"model": str(tiny_models["selector"])}}}  # fmt: skip
+    run_selection(config, manifest, tasks["root"] / "videos", root / "work", progress=False)
+    return build_selections(root / "work", root / "selections")
+
+
+@pytest.fixture(scope="module")
+def evaluated(lmms_python, tasks, tiny_models, selections, tmp_path_factory):
+    """One lmms-eval process: the entry point, then simple_evaluate with selector:nms, with
+    uniform, and with selector:nms from stored selections (no selector model given)."""
     out = tmp_path_factory.mktemp("lmms-run")
     traces = {"selector:nms": out / "trace-nms.jsonl", "uniform": out / "trace-uniform.jsonl"}
-    common = (
-        f"pretrained={tiny_models['qwen2-vl']},selector={tiny_models['selector']},k={K},"
-        f"num_candidates={N},frame_size=48,max_new_tokens=3"
-    )
+    stored_trace = out / "trace-stored.jsonl"
+    downstream = f"pretrained={tiny_models['qwen2-vl']},k={K},frame_size=48,max_new_tokens=3"
+    common = f"{downstream},selector={tiny_models['selector']},num_candidates={N}"
     spec = {
         "include": str(tasks["include"]),
         "tasks": ["framesel_tiny_generate", "framesel_tiny_choice"],
-        "model_args": [f"{common},strategy={s},trace={t}" for s, t in traces.items()],
+        "model_args": [f"{common},strategy={s},trace={t}" for s, t in traces.items()]
+        + [f"{downstream},strategy=selector:nms,selections={selections},trace={stored_trace}"],
     }
     env = {
         **os.environ,
@@ -241,6 +256,7 @@ def evaluated(lmms_python, tasks, tiny_models, tmp_path_factory):
         s: [json.loads(line) for line in path.read_text().splitlines()]
         for s, path in traces.items()
     }
+    result["stored_trace"] = [json.loads(x) for x in stored_trace.read_text().splitlines()]
     return result
 
 
@@ -271,7 +287,7 @@ def test_simple_evaluate_scores_both_task_kinds(evaluated, tasks):
 
 def test_model_args_name_the_selector_strategy_and_k(evaluated, tiny_models):
     # lmms-eval's response cache keys on model_args: the two runs must differ there.
-    args = [run["model_args"] for run in evaluated["runs"]]
+    args = [run["model_args"] for run in evaluated["runs"]][:2]
     assert len(set(args)) == 2
     for run in args:
         assert f"selector={tiny_models['selector']}" in run and f"k={K}" in run
@@ -313,3 +329,20 @@ def test_the_model_saw_exactly_the_strategys_frames(evaluated, tasks, tiny_model
     nms = {t["doc_id"]: t["positions"] for t in traces["selector:nms"]}
     uniform = {t["doc_id"]: t["positions"] for t in traces["uniform"]}
     assert any(nms[key] != uniform[key] for key in nms), "the selector picked uniform's frames"
+
+
+def test_stored_selections_feed_the_model_without_a_selector(evaluated, tasks, selections):
+    """model_args selections=DIR: the frames each question got are the stored picks (the task
+    prompt wraps the stored question), though no selector was given to the plugin."""
+    from fslabels.evaluation.selections import read_picks
+
+    picks = {(Path(r["video"]).name, r["question"]): r for r in read_picks(selections)}
+    lines = evaluated["stored_trace"]
+    assert sorted(line["doc_id"] for line in lines) == list(range(len(tasks["docs"])))
+    for line in lines:
+        doc = tasks["docs"][line["doc_id"]]
+        stored = picks[(Path(doc["video"]).name, doc["question"])]
+        assert line["frame_indices"] == stored["frame_indices"]
+        assert line["positions"] == stored["positions"]
+    run = evaluated["runs"][2]
+    assert 0.0 <= run["results"]["framesel_tiny_choice"]["acc,none"] <= 1.0
