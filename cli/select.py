@@ -35,7 +35,7 @@ def run(
     columns: Columns = None,
     model: Annotated[
         str | None,
-        typer.Option(metavar="MODEL", help="Selector for selector:*.", rich_help_panel=_WHAT),
+        typer.Option(metavar="MODEL[@REV]", help="Selector for selector:*.", rich_help_panel=_WHAT),
     ] = None,
     ks: Annotated[
         str,
@@ -80,10 +80,14 @@ def run(
     if any(s.partition(":")[0] == "selector" for s in chosen) and model is None:
         raise typer.BadParameter("selector:* strategies need --model (a selector dir or repo)")
     sets = list(overrides or [])
+    revision = None
+    if model is not None and "@" in model and not Path(model).exists():
+        model, revision = model.rsplit("@", 1)  # org/name@v1: a Hub revision
     shortcuts = {
         "strategies": chosen,
         "ks": _list(ks, int, "--k"),
         "scorers.selector.model": model,
+        "scorers.selector.revision": revision,
         "num_candidates": num_candidates,
     }
     for key, value in shortcuts.items():

@@ -382,7 +382,9 @@ def _selections_card(info: Mapping[str, Any]) -> str:
     cfg, counts = info["config"], info["counts"]
     scorers = (
         "\n".join(
-            f"- `{name}`: `{fp.get('model')}` (content id `{fp.get('model_id')}`)"
+            f"- `{name}`: `{fp.get('model')}`"
+            + (f" at revision `{fp['revision']}`" if fp.get("revision") else "")
+            + f" (content id `{fp.get('model_id')}`)"
             for name, fp in info["scorers"].items()
         )
         or "- none (uniform only)"

@@ -258,3 +258,20 @@ def test_eval_qa_answers_from_stored_selections_without_a_selector(
     for key, row in live.items():
         assert stored[key]["frame_indices"] == row["frame_indices"], key
         assert stored[key]["reply"] == row["reply"], key
+
+
+def test_select_run_takes_a_hub_selector_at_a_revision(inputs, tiny_models, tmp_path, capsys, hub):
+    from fsmodel.hub import push_selector
+
+    release = push_selector(tiny_models["selector"], "tester/select-selector", tag="v1")
+    assert release.tag == "v1"
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert main(_args(inputs, tiny_models, local)) == 0
+    args = _args(inputs, tiny_models, remote)
+    args[args.index("--model") + 1] = "tester/select-selector@v1"
+    assert main(args) == 0
+    same = [json.loads(x)["frame_indices"] for x in (local / "picks.jsonl").open()]
+    assert [json.loads(x)["frame_indices"] for x in (remote / "picks.jsonl").open()] == same
+    assert main(["select", "build", str(remote), "--out", str(tmp_path / "sel")]) == 0
+    card = (tmp_path / "sel" / "README.md").read_text()
+    assert "`tester/select-selector` at revision `v1`" in card
