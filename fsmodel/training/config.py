@@ -34,6 +34,7 @@ from fsmodel.overrides import apply_overrides
 __all__ = [
     "SCHEDULERS",
     "STAGE_DEFAULTS",
+    "TARGETS",
     "TRAINABLE_PARTS",
     "CacheConfig",
     "CheckpointConfig",
@@ -50,6 +51,8 @@ TRAINABLE_PARTS = ("vision_model", "projector", "language_model", "score_query",
 # Learning-rate schedules, by the name transformers.get_scheduler knows them under.
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 MIXED_PRECISION = ("no", "bf16", "fp16")
+# The label columns a selector can be trained on: the fused scores or one source of them.
+TARGETS = ("scores", "spatial", "temporal")
 
 # The paper's hyper-parameters per stage; a config field left at None takes these.
 STAGE_DEFAULTS: dict[int, dict[str, Any]] = {
@@ -108,6 +111,9 @@ class DataConfig:
             ``video_id``, so no video is in both splits); 0 evaluates on the training rows.
         captions: train the stage-1 visual-instruction CE on the dataset's ``captions`` config
             (``null``: whenever stage 1 and the config exists).
+        target: the label column trained on: ``scores`` (the fused labels), or one source,
+            ``spatial`` or ``temporal`` (the paper's ablation); rows without that source
+            (it failed for them) are left out.
         limit: use only the first ``limit`` label rows (smoke runs).
         reader: the frame reader of ``fsmodel.video`` (``pyav`` or ``decord``).
         memory_cache: decoded videos kept in memory when training without the feature cache
@@ -123,6 +129,7 @@ class DataConfig:
     eval_revision: str | None = None
     eval_fraction: float = 0.0
     captions: bool | None = None
+    target: str = "scores"
     limit: int | None = None
     reader: str = "pyav"
     memory_cache: int = 0
@@ -131,6 +138,8 @@ class DataConfig:
         if not isinstance(self.source, str) or not self.source.strip():
             _fail("data.source", self.source, "a label dataset: a local directory or a Hub repo id")
         _number("data.eval_fraction", self.eval_fraction, 0.0, 0.9)
+        if self.target not in TARGETS:
+            _fail("data.target", self.target, f"one of {list(TARGETS)}")
         _positive_int("data.limit", self.limit, allow_none=True)
         _positive_int("data.memory_cache", self.memory_cache, minimum=0)
         if self.eval_source is not None and self.eval_fraction > 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections import OrderedDict
@@ -62,6 +63,8 @@ __all__ = [
 CACHE_FORMAT = 2
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
+logger = logging.getLogger(__name__)
+
 
 class TrainingDataError(ValueError):
     """Training data that cannot be used; the message names the sample (or video) and the cause."""
@@ -86,7 +89,8 @@ class LabelSample:
         video: the video file (resolved against the video root).
         frame_indices: ``[n]`` the labelled candidates' frame numbers.
         timestamps: ``[n]`` their presentation times (s).
-        labels: ``[n]`` the fused label scores in [0, 1] (the BCE target).
+        labels: ``[n]`` the label scores in [0, 1] (the BCE target): the fused ones, or one
+            source's (`load_samples`'s ``target``).
     """
 
     sample_id: str
@@ -168,6 +172,7 @@ def load_samples(
     video_root: str | os.PathLike | None = None,
     limit: int | None = None,
     check_videos: bool = True,
+    target: str = schema.SCORES,
 ) -> list[LabelSample]:
     """Read the ``labels`` config of a label dataset into training samples.
 
@@ -178,6 +183,9 @@ def load_samples(
             is a local directory).
         limit: keep the first ``limit`` rows.
         check_videos: fail now, listing them, when video files are missing.
+        target: the column whose scores become `LabelSample.labels`: ``scores`` (fused) or a
+            source, ``spatial`` or ``temporal``; rows where that source failed (its values are
+            placeholders, ``label_meta["filled"]``) are left out, with a warning.
 
     Returns:
         One `LabelSample` per row, in dataset order.
@@ -205,6 +213,17 @@ def load_samples(
     schema.check_label_rows([{k: v for k, v in row.items() if k in known} for row in rows])
     if not rows:
         raise TrainingDataError(f"{source}: the label dataset has no rows")
+    if target != schema.SCORES:
+        kept = [row for row in rows if target not in _filled_sources(row)]
+        if not kept:
+            raise TrainingDataError(f"{source}: no row has {target!r} labels to train on")
+        if len(kept) < len(rows):
+            logger.warning(
+                "%s: %d of %d rows have no %r labels (the source failed for them); "
+                "training on the other %d",
+                source, len(rows) - len(kept), len(rows), target, len(kept),
+            )  # fmt: skip
+        rows = kept
     root = video_root if video_root is not None else (source if is_local(source) else None)
     samples = []
     for row in rows:
@@ -220,7 +239,7 @@ def load_samples(
                 answer=row[schema.ANSWER] or "",
                 frame_indices=np.asarray(row[schema.FRAME_INDICES], np.int64),
                 timestamps=np.asarray(row[schema.TIMESTAMPS], np.float64),
-                labels=np.asarray(row[schema.SCORES], np.float32),
+                labels=np.asarray(row[target], np.float32),
             )
         )
     counts = {s.num_candidates for s in samples}
@@ -233,6 +252,16 @@ def load_samples(
     if check_videos:
         _check_videos(samples)
     return samples
+
+
+def _filled_sources(row: dict[str, Any]) -> set[str]:
+    """The score columns of a row that hold placeholders for a failed source (on any frame),
+    as its ``label_meta["filled"]`` records them."""
+    try:
+        filled = json.loads(row.get(schema.LABEL_META) or "{}").get("filled") or {}
+    except (TypeError, ValueError, AttributeError):
+        return set()
+    return {name for name, spec in filled.items() if spec}
 
 
 def _check_videos(items: Sequence[LabelSample | CaptionVideo]) -> None:

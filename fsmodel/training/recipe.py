@@ -326,7 +326,9 @@ class SelectorTrainingRecipe:
     def _load_data(self, model) -> None:
         config = self.config
         data = config.data
-        samples = load_samples(data.source, data.revision, data.video_root, data.limit)
+        samples = load_samples(
+            data.source, data.revision, data.video_root, data.limit, target=data.target
+        )
         n, capacity = samples[0].num_candidates, model.config.num_candidates
         if n > capacity:
             raise TrainingDataError(
@@ -336,7 +338,9 @@ class SelectorTrainingRecipe:
         if config.eval.k > n:
             raise TrainingDataError(f"eval.k = {config.eval.k} exceeds the rows' n = {n}")
         if data.eval_source is not None:
-            held_out = load_samples(data.eval_source, data.eval_revision, data.video_root)
+            held_out = load_samples(
+                data.eval_source, data.eval_revision, data.video_root, target=data.target
+            )
             train = samples
         else:
             train, held_out = split_by_video(samples, data.eval_fraction, config.seed)

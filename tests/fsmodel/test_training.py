@@ -119,6 +119,7 @@ def test_stage_defaults_are_the_papers(tmp_path):
         (["stage=2", "optim.trainable=[language_model]"], "must not contain 'language_model'"),
         (["optim.trainable=[vision_model]"], "cache.enabled must be false"),
         (["data.eval_fraction=0.2", "data.eval_source=x"], "data.eval_fraction must be 0"),
+        (["data.target=human"], r"data.target must be one of \['scores', 'spatial', 'temporal'\]"),
     ],
 )
 def test_config_errors_name_the_key_the_value_and_the_rule(overrides, match):
@@ -175,6 +176,30 @@ def test_samples_resolve_videos_and_reject_bad_data(labels_dir, tmp_path):
     remote = schema.save_label_dataset(rows, tmp_path / "remote")
     with pytest.raises(TrainingDataError, match="is a URL; download the videos"):
         load_samples(remote, video_root=labels_dir)
+
+
+def test_target_picks_the_label_column_and_leaves_out_failed_sources(labels_dir, tmp_path):
+    import json
+
+    rows = schema.load_label_dataset(labels_dir).to_list()
+    for i, row in enumerate(rows):  # spatial: the truth reversed; temporal failed on rows 0, 1
+        row["spatial"] = [1.0 - x for x in row["scores"]]
+        row["temporal"] = [0.0] * N if i < 2 else [0.5] * N
+        filled = {"temporal": {"value": 0.0, "positions": list(range(N))}} if i < 2 else {}
+        row["label_meta"] = json.dumps({"filled": filled})
+    mixed = schema.save_label_dataset(rows, tmp_path / "mixed")
+    fused = load_samples(mixed, video_root=labels_dir)
+    spatial = load_samples(mixed, video_root=labels_dir, target="spatial")
+    assert [s.labels.tolist() for s in fused] == [r["scores"] for r in rows]
+    assert [s.labels.tolist() for s in spatial] == [r["spatial"] for r in rows]
+    temporal = load_samples(mixed, video_root=labels_dir, target="temporal")
+    assert [s.sample_id for s in temporal] == [r["sample_id"] for r in rows[2:]]
+    assert all(s.labels.tolist() == [0.5] * N for s in temporal)
+    for row in rows:
+        row["label_meta"] = json.dumps({"filled": {"temporal": {"positions": [3]}}})
+    none = schema.save_label_dataset(rows, tmp_path / "none")
+    with pytest.raises(TrainingDataError, match="no row has 'temporal' labels"):
+        load_samples(none, video_root=labels_dir, target="temporal")
 
 
 def test_candidates_that_differ_from_the_labelled_ones_are_refused(
