@@ -242,25 +242,23 @@ def score_labels(
     return score_rows(loaded.rows, known, k=k, source_name=source_name)
 
 
-def score_rows(
-    rows: Iterable[Mapping[str, Any]],
-    truth: Mapping[Any, _Truth],
-    k: int = 8,
-    source_name: str = "truth",
-) -> QualityReport:
-    """`score_labels` on rows in memory (schema v1 label rows)."""
-    rows = list(rows)
-    by_id = {row[SAMPLE_ID]: row for row in rows}
-    by_pair = {(row[VIDEO], row[QUESTION]): row for row in rows}
+def _match_truth(
+    records: list[Mapping[str, Any]], truth: Mapping[Any, _Truth], source_name: str
+) -> list[tuple[Mapping[str, Any], _Truth]]:
+    """Pair each truth line with its record (``sample_id``, ``video``, ``question`` and the
+    candidates' ``timestamps``); every truth line that names an unknown question or has a span
+    starting after the video ends is one problem of the `TruthError`."""
+    by_id = {r[SAMPLE_ID]: r for r in records}
+    by_pair = {(r[VIDEO], r[QUESTION]): r for r in records}
     problems = []
     matched: list[tuple[Mapping[str, Any], _Truth]] = []
     for key, item in truth.items():
-        row = by_id.get(key) if isinstance(key, str) else by_pair.get(key)
-        if row is None:
+        record = by_id.get(key) if isinstance(key, str) else by_pair.get(key)
+        if record is None:
             what = f"sample_id {key!r}" if isinstance(key, str) else f"video/question {key!r}"
             problems.append(f"{source_name}:{item.line}: {what} is not in the dataset")
             continue
-        stamps = np.asarray(row[TIMESTAMPS], np.float64)
+        stamps = np.asarray(record[TIMESTAMPS], np.float64)
         step = float(np.median(np.diff(stamps))) if stamps.size > 1 else 0.0
         end = float(stamps[-1]) + step
         late = [s for s in item.spans if s[0] >= end]
@@ -270,11 +268,23 @@ def score_rows(
                 f"video ends (about {end:.2f} s)"
             )
             continue
-        matched.append((row, item))
+        matched.append((record, item))
     if problems:
         raise TruthError(f"{len(problems)} problem(s) with the truth\n" + "\n".join(problems))
     if not matched:
         raise ValueError("no dataset row has truth: nothing to score")
+    return matched
+
+
+def score_rows(
+    rows: Iterable[Mapping[str, Any]],
+    truth: Mapping[Any, _Truth],
+    k: int = 8,
+    source_name: str = "truth",
+) -> QualityReport:
+    """`score_labels` on rows in memory (schema v1 label rows)."""
+    rows = list(rows)
+    matched = _match_truth(rows, truth, source_name)
     values: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )

@@ -476,11 +476,11 @@ def load_selections(spec: str | os.PathLike[str], revision: str | None = None) -
     return directory, json.loads(info_file.read_text(encoding="utf-8"))
 
 
-def read_picks(directory: Path) -> list[dict[str, Any]]:
-    """The ``picks`` config's rows."""
+def read_config(directory: Path, name: str = "picks") -> list[dict[str, Any]]:
+    """The rows of one config of a selections dataset: ``picks``, ``scores`` or ``videos``."""
     import pyarrow.parquet as pq
 
-    files = sorted((directory / "data" / "picks").glob("*.parquet"))
+    files = sorted((directory / "data" / name).glob("*.parquet"))
     return [row for f in files for row in pq.read_table(f).to_pylist()]
 
 
@@ -489,8 +489,8 @@ def diff_selections(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dic
     how many got other frames, and the mean share of frames kept; plus the questions only one
     holds."""
     key = ("sample_id", "strategy", "k")
-    left = {tuple(r[c] for c in key): r for r in read_picks(load_selections(a)[0])}
-    right = {tuple(r[c] for c in key): r for r in read_picks(load_selections(b)[0])}
+    left = {tuple(r[c] for c in key): r for r in read_config(load_selections(a)[0])}
+    right = {tuple(r[c] for c in key): r for r in read_config(load_selections(b)[0])}
     cells: dict[str, dict[str, Any]] = {}
     for k3 in sorted(set(left) & set(right)):
         x, y = set(left[k3]["frame_indices"]), set(right[k3]["frame_indices"])
@@ -549,11 +549,11 @@ def export_frames(
     directory, info = load_selections(selections)
     rows = [
         r
-        for r in read_picks(directory)
+        for r in read_config(directory)
         if (strategy is None or r["strategy"] == strategy) and (k is None or r["k"] == k)
     ]
     if not rows:
-        have = sorted({(r["strategy"], r["k"]) for r in read_picks(directory)})
+        have = sorted({(r["strategy"], r["k"]) for r in read_config(directory)})
         raise ValueError(f"no picks for strategy={strategy!r}, k={k!r}; the dataset has {have}")
     out = Path(out_dir).expanduser()
     if out.is_file() or (out.exists() and any(out.iterdir())):
@@ -634,17 +634,13 @@ class StoredScores(Scorer):
         return {"scorer": self.name, "stored": self.config.content_id}
 
     def _load(self) -> None:
-        import pyarrow.parquet as pq
-
         directory = Path(self.config.selections)
-        for f in sorted((directory / "data" / "scores").glob("*.parquet")):
-            for row in pq.read_table(f).to_pylist():
-                if row["scorer"] == self.name:
-                    key = (row["video"], row["question"])
-                    self.curves[key] = np.asarray(row["scores"], np.float64)
-        for f in sorted((directory / "data" / "videos").glob("*.parquet")):
-            for row in pq.read_table(f).to_pylist():
-                self.candidates[row["video"]] = np.asarray(row["candidate_indices"], np.int64)
+        for row in read_config(directory, "scores"):
+            if row["scorer"] == self.name:
+                key = (row["video"], row["question"])
+                self.curves[key] = np.asarray(row["scores"], np.float64)
+        for row in read_config(directory, "videos"):
+            self.candidates[row["video"]] = np.asarray(row["candidate_indices"], np.int64)
 
     def _unload(self) -> None:
         self.curves, self.candidates = {}, {}

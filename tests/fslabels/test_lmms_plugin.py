@@ -334,9 +334,9 @@ def test_the_model_saw_exactly_the_strategys_frames(evaluated, tasks, tiny_model
 def test_stored_selections_feed_the_model_without_a_selector(evaluated, tasks, selections):
     """model_args selections=DIR: the frames each question got are the stored picks (the task
     prompt wraps the stored question), though no selector was given to the plugin."""
-    from fslabels.evaluation.selections import read_picks
+    from fslabels.evaluation.selections import read_config
 
-    picks = {(Path(r["video"]).name, r["question"]): r for r in read_picks(selections)}
+    picks = {(Path(r["video"]).name, r["question"]): r for r in read_config(selections)}
     lines = evaluated["stored_trace"]
     assert sorted(line["doc_id"] for line in lines) == list(range(len(tasks["docs"])))
     for line in lines:
