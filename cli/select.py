@@ -1,4 +1,5 @@
-"""`framesel select run`: select frames once for a whole manifest (fslabels.evaluation.selections)."""
+"""`framesel select`: select frames once for a whole manifest (fslabels.evaluation.selections),
+keep the picks as data, and score them against truth."""
 
 from __future__ import annotations
 
@@ -204,6 +205,54 @@ def diff(
             f"({got['kept']:.0%} of frames kept)"
         )
     typer.echo(f"questions only in A: {result['only_in_a']}, only in B: {result['only_in_b']}")
+
+
+@app.command("score")
+def score(
+    selections: Annotated[
+        str, typer.Argument(metavar="SELECTIONS", help="A selections dir or org/name@rev.")
+    ],
+    truth: Annotated[
+        Path,
+        typer.Option(metavar="FILE", help="JSONL: sample_id (or video, question), kind, spans."),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
+) -> None:
+    """Score the picks against truth spans: recall@k, precision@k and coverage@k (the share of
+    truth spans that get a pick) per strategy, k and question kind.
+
+    The truth file is labels score's: time spans in seconds per question.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from cli.console import stdout
+    from fslabels.quality import PICK_METRICS, score_selections
+
+    report = score_selections(selections, truth)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"{selections} vs {truth.name}: {report.questions} questions",
+        caption=(f"{report.unscored} questions without truth · " if report.unscored else "")
+        + f"{report.flagged_spans} spans had no candidate inside (nearest used)",
+    )
+    for column in ("strategy", "k", "kind"):
+        table.add_column(column)
+    for metric in PICK_METRICS:
+        table.add_column(f"{metric}@k", justify="right")
+    table.add_column("n", justify="right")
+    kinds = report.kinds()
+    for strategy, by_k in report.table.items():
+        for k, by_kind in by_k.items():
+            for kind in kinds:
+                if kind in by_kind:
+                    got = by_kind[kind]
+                    cells = (f"{got.get(m, float('nan')):.3f}" for m in PICK_METRICS)
+                    table.add_row(strategy, str(k), kind, *cells, str(got["questions"]))
+    stdout().print(table)
 
 
 frames_app = typer.Typer(

@@ -44,13 +44,17 @@ from fsmodel.schema import HUMAN, QUESTION, SAMPLE_ID, SCORES, SPATIAL, TEMPORAL
 
 __all__ = [
     "METRICS",
+    "PICK_METRICS",
     "QUALITY_SECTION",
     "SOURCES",
     "QualityReport",
+    "SelectionReport",
     "TruthError",
     "add_to_card",
     "read_truth",
     "score_labels",
+    "score_picks",
+    "score_selections",
 ]
 
 # Report name → the column it reads.
@@ -308,17 +312,135 @@ def score_rows(
                     if not math.isnan(value):
                         values[source][kind][metric].append(value)
         per_question.append(entry)
-    table = {
-        source: {
-            kind: {
-                **{m: float(np.mean(v)) for m, v in metrics.items()},
-                "questions": max((len(v) for v in metrics.values()), default=0),
-            }
-            for kind, metrics in sorted(by_kind.items())
-        }
-        for source, by_kind in values.items()
-    }
+    table = {source: _means(by_kind) for source, by_kind in values.items()}
     return QualityReport(k, table, len(matched), flagged, len(rows) - len(matched), per_question)
+
+
+# --- selections against truth -----------------------------------------------------------------
+
+PICK_METRICS = ("recall", "precision", "coverage")
+
+
+@dataclass
+class SelectionReport:
+    """The picks of a selections dataset against truth (`score_selections`).
+
+    Attributes:
+        table: ``{strategy: {k: {kind: {"recall", "precision", "coverage", "questions"}}}}``
+            (means over questions of the picks' recall@k, precision@k, coverage@k); kind
+            ``"all"`` pools every question.
+        questions: questions scored.
+        flagged_spans: truth spans with no candidate inside (mapped to the nearest candidate).
+        unscored: questions of the selections without truth.
+        per_question: ``[{sample_id, kind, strategy, k, recall, precision, coverage}]``.
+    """
+
+    table: dict[str, dict[int, dict[str, dict[str, float]]]]
+    questions: int
+    flagged_spans: int
+    unscored: int
+    per_question: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "questions": self.questions,
+            "flagged_spans": self.flagged_spans,
+            "unscored": self.unscored,
+            "table": {s: {str(k): v for k, v in by_k.items()} for s, by_k in self.table.items()},
+        }
+
+    def kinds(self) -> list[str]:
+        found = {kind for by_k in self.table.values() for by in by_k.values() for kind in by}
+        return [*sorted(found - {ALL}), ALL]
+
+
+def score_selections(
+    selections: str | os.PathLike[str],
+    truth: str | os.PathLike[str] | Mapping[Any, _Truth],
+    revision: str | None = None,
+) -> SelectionReport:
+    """Score the picks of a selections dataset (`framesel select build`; a directory or
+    ``org/name[@rev]``) against a truth file: per strategy, k and question kind, the picks'
+    recall@k, precision@k and coverage@k (`fsmodel.metrics`, over the video's candidates).
+
+    Raises:
+        TruthError: the truth file is malformed, names questions the selections do not have,
+            or has spans that start after the video ends (each listed with its line).
+        ValueError: not a selections dataset, or nothing could be scored.
+    """
+    from fslabels.evaluation.selections import load_selections, read_config
+
+    if isinstance(truth, Mapping):
+        known, source_name = dict(truth), "truth"
+    else:
+        known, source_name = read_truth(truth), Path(truth).name
+    directory, _ = load_selections(selections, revision)
+    return score_picks(read_config(directory, "picks"), read_config(directory, "videos"), known,
+                       source_name)  # fmt: skip
+
+
+def score_picks(
+    picks: Iterable[Mapping[str, Any]],
+    videos: Iterable[Mapping[str, Any]],
+    truth: Mapping[Any, _Truth],
+    source_name: str = "truth",
+) -> SelectionReport:
+    """`score_selections` on a selections dataset's ``picks`` and ``videos`` rows in memory."""
+    from fsmodel.metrics import coverage_at_k, precision_at_k, recall_at_k
+
+    picks = list(picks)
+    stamps = {v["video"]: v["timestamps"] for v in videos}
+    questions: dict[str, dict[str, Any]] = {}
+    for row in picks:
+        if row["sample_id"] not in questions and row["video"] in stamps:
+            questions[row["sample_id"]] = {SAMPLE_ID: row["sample_id"], VIDEO: row["video"],
+                                           QUESTION: row["question"],
+                                           TIMESTAMPS: stamps[row["video"]]}  # fmt: skip
+    matched = _match_truth(list(questions.values()), truth, source_name)
+    groups_of, flagged = {}, 0
+    for record, item in matched:
+        groups, missed = candidates_in_spans(item.spans, np.asarray(record[TIMESTAMPS]))
+        groups_of[record[SAMPLE_ID]] = (groups, item.kind)
+        flagged += len(missed)
+    values: dict[str, dict[int, dict[str, dict[str, list[float]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    )
+    per_question = []
+    for row in picks:
+        if row["sample_id"] not in groups_of:
+            continue
+        groups, kind = groups_of[row["sample_id"]]
+        chosen = np.asarray(row["positions"], np.int64)
+        relevant = np.flatnonzero(groups >= 0)
+        got = {
+            "recall": recall_at_k(chosen, relevant),
+            "precision": precision_at_k(chosen, relevant),
+            "coverage": coverage_at_k(chosen, groups),
+        }
+        k = int(row["k"])
+        per_question.append({"sample_id": row["sample_id"], "kind": kind,
+                             "strategy": row["strategy"], "k": k, **got})  # fmt: skip
+        for group in dict.fromkeys((kind, ALL)):
+            for metric, value in got.items():
+                if not math.isnan(value):
+                    values[row["strategy"]][k][group][metric].append(value)
+    table = {
+        strategy: {k: _means(by_kind) for k, by_kind in sorted(by_k.items())}
+        for strategy, by_k in values.items()
+    }
+    return SelectionReport(table, len(matched), flagged, len(questions) - len(matched),
+                           per_question)  # fmt: skip
+
+
+def _means(by_kind: Mapping[str, Mapping[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """``{kind: {metric: mean, "questions": count}}`` of per-question values by kind."""
+    return {
+        kind: {
+            **{m: float(np.mean(v)) for m, v in metrics.items()},
+            "questions": max((len(v) for v in metrics.values()), default=0),
+        }
+        for kind, metrics in sorted(by_kind.items())
+    }
 
 
 def add_to_card(directory: str | os.PathLike[str], report: QualityReport) -> Path:

@@ -66,6 +66,7 @@ CASES = {
     "select push": ("select push {d}/none --repo org/name", "is not a selections dataset"),
     "select pull": ("select pull org/name --out {d}/file", "is a file; choose another --out"),
     "select diff": ("select diff {d}/a {d}/b", "nor a Hub dataset id"),
+    "select score": ("select score {d}/a --truth {d}/t.jsonl", "does not exist"),
     "frames export": ("frames export {d}/a --videos {d} --out {d}/o", "nor a Hub dataset id"),
     "eval report": ("eval report {d}/w", "holds no eval run"),
     # No input of its own to get wrong: a usage error, with its one-line hint.

@@ -139,3 +139,62 @@ def test_the_report_goes_into_the_dataset_card(world, tmp_path, capsys):
     assert [r["sample_id"] for r in again.rows] == [r["sample_id"] for r in rows]
     assert main(["labels", "score", str(dataset), "--truth", str(truth), "--card"]) == 1
     assert "has no framesel_dataset.json: --card rewrites" in capsys.readouterr().err
+
+
+# --- selections against truth (framesel select score) -----------------------------------------
+
+
+def test_picks_are_scored_per_strategy_k_and_kind(world):
+    from fslabels.quality import score_picks
+    from fsmodel.metrics import candidates_in_spans
+
+    dataset, truth, records = world
+    rows = _rows(dataset)
+    videos = [{"video": r["video"], "timestamps": r["timestamps"]} for r in rows]
+    spans = {record["sample_id"]: record["spans"] for record in records}
+    picks = []
+    for row in rows:
+        groups, _ = candidates_in_spans(spans[row["sample_id"]], np.asarray(row["timestamps"]))
+        inside, outside = np.flatnonzero(groups >= 0), np.flatnonzero(groups < 0)
+        for strategy, chosen in (("oracle", inside[:2]), ("anti", outside[:2])):
+            picks.append({"sample_id": row["sample_id"], "video": row["video"],
+                          "question": row["question"], "strategy": strategy, "k": 2,
+                          "positions": chosen.tolist()})  # fmt: skip
+    report = score_picks(picks, videos, read_truth(truth))
+    assert report.questions == 18 and report.unscored == 0
+    assert report.kinds() == ["count", "order", "presence", "all"]
+    oracle, anti = report.table["oracle"][2], report.table["anti"][2]
+    assert oracle["all"]["recall"] == 1.0 and oracle["all"]["precision"] == 1.0
+    assert anti["all"]["recall"] == 0.0 and anti["all"]["coverage"] == 0.0
+    assert oracle["order"]["questions"] == 6
+    # an order question has two spans (anchor, next event): its first two candidates inside
+    # can both fall in the anchor, so coverage is below 1 where recall is 1
+    assert 0.5 <= oracle["order"]["coverage"] <= 1.0
+
+
+def test_cli_select_score_uniform_picks(tmp_path, capsys):
+    from fslabels.quality import score_selections
+    from fsmodel.training.synthetic_data import write_world
+
+    world = write_world(tmp_path / "world", 3, seed=5)
+    work, selections = tmp_path / "work", tmp_path / "selections"
+    argv = ["select", "run", "--manifest", str(world["manifest"]), "--videos",
+            str(world["videos"]), "--work", str(work), "--strategies", "uniform", "-k", "4,32",
+            "--n", "32", "--set", "frame_size=null", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert main(["select", "build", str(work), "--out", str(selections)]) == 0
+    capsys.readouterr()
+    assert main(["select", "score", str(selections), "--truth", str(world["truth"])]) == 0
+    out = capsys.readouterr().out
+    assert "recall@k" in out and "coverage@k" in out and "presence" in out
+    assert main(["select", "score", str(selections), "--truth", str(world["truth"]), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["questions"] == 9
+    every = got["table"]["uniform"]["32"]["all"]  # k = n: every candidate is picked
+    assert every["recall"] == 1.0 and every["coverage"] == 1.0
+    four = score_selections(selections, world["truth"]).table["uniform"][4]["all"]
+    assert 0.0 < four["recall"] < 1.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"sample_id": "nope", "spans": [[0, 1]]}\n', encoding="utf-8")
+    assert main(["select", "score", str(selections), "--truth", str(bad)]) == 1
+    assert "sample_id 'nope' is not in the dataset" in capsys.readouterr().err
