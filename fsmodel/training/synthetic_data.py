@@ -27,6 +27,7 @@ from fsmodel.metrics import candidates_in_spans
 from fsmodel.synthetic import (
     COLORS,
     SHAPES,
+    WORLD,
     Event,
     SyntheticVideo,
     WorldVideo,
@@ -368,38 +369,58 @@ def world_label_rows(
 
 
 def write_world(
-    out_dir: str | os.PathLike, count: int, seed: int = 0, prefix: str = "w"
+    out_dir: str | os.PathLike,
+    count: int,
+    seed: int = 0,
+    prefix: str = "w",
+    kinds: Sequence[str] | None = None,
+    labels: bool = False,
 ) -> dict[str, Path]:
     """Write ``count`` world videos with their manifest and truth.
 
     Writes ``videos/<video_id>.mp4``, ``manifest.jsonl`` (one line per question: video, video_id,
     question, options, answer; what ``framesel labels run --manifest`` reads) and ``truth.jsonl``
-    (what ``framesel labels score --truth`` reads).
+    (what ``framesel labels score --truth`` reads); with ``labels``, also ``labels/``: the
+    ground-truth label dataset (schema v1, 1.0 inside the truth spans in every source) with the
+    world's captions, what a selector trained on perfect labels learns from.
+
+    Args:
+        kinds: ask only these question kinds (default: all of ``WORLD.kinds``).
 
     Returns:
-        ``{"videos": dir, "manifest": file, "truth": file}``.
+        ``{"videos": dir, "manifest": file, "truth": file}`` (and ``"labels": dir``).
     """
     import json
 
+    kinds = tuple(kinds) if kinds is not None else WORLD.kinds
+    unknown = sorted(set(kinds) - set(WORLD.kinds))
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {list(WORLD.kinds)}, got {kinds}")
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    manifest, truth = [], []
+    manifest, truth, rows, captions = [], [], [], []
     for i, video in enumerate(world_videos(count, seed=seed, prefix=prefix)):
         path = f"{video.video_id}.mp4"
         clip = video.write(out / "videos" / path, seed=seed + i)
-        _, records = world_label_rows(video, clip, path)
-        truth += records
+        got, records = world_label_rows(video, clip, path)
+        asked = [q.kind in kinds for q in video.questions]
+        rows += [r for r, keep in zip(got, asked, strict=True) if keep]
+        truth += [r for r, keep in zip(records, asked, strict=True) if keep]
+        captions.append(event_caption_row(clip, video.world.num_candidates, video.video_id))
         manifest += [
             {"video": path, "video_id": video.video_id, "question": q.question,
              "options": list(q.options), "answer": q.answer}
-            for q in video.questions
+            for q, keep in zip(video.questions, asked, strict=True) if keep
         ]  # fmt: skip
     for name, records in (("manifest", manifest), ("truth", truth)):
         (out / f"{name}.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
         )
-    return {
+    written = {
         "videos": out / "videos",
         "manifest": out / "manifest.jsonl",
         "truth": out / "truth.jsonl",
     }
+    if labels:
+        written["labels"] = schema.save_label_dataset(rows, out / "labels", captions=captions)
+    return written

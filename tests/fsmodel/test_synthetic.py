@@ -82,3 +82,28 @@ def test_the_world_is_fixed_and_its_truth_matches_its_events():
         occurrences = [e for e in events if (e.color, e.shape) == count.subject]
         assert count.answer == str(len(occurrences)) and len(count.spans) == len(occurrences)
         assert all(frame_caption(events, e.start) == f"a {e.color} {e.shape}" for e in events)
+
+
+def test_write_world_asks_the_kinds_given_and_writes_its_truth_labels(tmp_path):
+    import json
+
+    from fsmodel.schema import load_label_dataset
+    from fsmodel.training.synthetic_data import write_world
+
+    world = write_world(tmp_path, 2, seed=3, kinds=["presence", "order"], labels=True)
+    truth = [json.loads(line) for line in world["truth"].read_text().splitlines()]
+    manifest = [json.loads(line) for line in world["manifest"].read_text().splitlines()]
+    assert [r["kind"] for r in truth] == ["presence", "order"] * 2
+    assert [(m["video"], m["question"]) for m in manifest] == [
+        (r["video"], r["question"]) for r in truth
+    ]
+    rows = {r["sample_id"]: r for r in load_label_dataset(str(world["labels"]))}
+    assert sorted(rows) == sorted(r["sample_id"] for r in truth)
+    for record in truth:  # 1.0 exactly on the candidates inside the truth spans
+        row = rows[record["sample_id"]]
+        inside = [any(s <= t < e for s, e in record["spans"]) for t in row["timestamps"]]
+        assert row["scores"] == [float(x) for x in inside] == row["spatial"]
+    captions = load_label_dataset(str(world["labels"]), "captions")
+    assert captions.num_rows == 2 and len(captions[0]["captions"]) == 32
+    with pytest.raises(ValueError, match="kinds must be a non-empty subset"):
+        write_world(tmp_path / "bad", 1, kinds=["colour"])
