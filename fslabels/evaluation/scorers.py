@@ -737,5 +737,7 @@ def build_scorer(name: str, config: Mapping[str, Any] | Any = None) -> Scorer:
             raise ValueError(
                 f"scorers.{name} has unknown field(s) {unknown}; its fields: {', '.join(known)}"
             )
-        return cls(**values)
+        # As one mapping, not keywords: a field may share its name with a constructor argument
+        # (mllm's ``backend`` field names a backend, its ``backend=`` argument takes one).
+        return cls(values)
     return cls(config)

@@ -314,6 +314,15 @@ def test_mllm_strategy_fails_on_record_when_no_frame_can_be_scored(
         MLLMScorer({"model": "other"}, backend=vl_backend)
 
 
+def test_a_config_field_named_like_a_constructor_argument(tiny_models):
+    # mllm's `backend` field names the backend ("transformers"); its constructor's `backend=`
+    # takes a built one: a config (as --set scorers.mllm.backend=... gives) must not reach it.
+    scorer = build_scorer(
+        "mllm", {"backend": "transformers", "model": str(tiny_models["qwen2-vl"])}
+    )
+    assert scorer.config.backend == "transformers" and scorer.backend.name == "transformers"
+
+
 def test_scorer_fingerprints_leave_out_device_and_batching(similarity_model, tiny_models):
     a = build_scorer("similarity", {"model": str(similarity_model), "batch_size": 3})
     b = build_scorer("similarity", {"model": str(similarity_model), "device": "cuda"})
