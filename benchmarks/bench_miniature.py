@@ -1,0 +1,388 @@
+"""The paper's experiment in miniature: teacher labels → selector → picks, on the synthetic world.
+
+Every stage goes through framesel's public CLI (a subprocess per command, as a user runs them)
+or, where there is no command, its public API:
+
+1. world: ``--train`` and ``--test`` world videos with manifest and truth
+   (`fsmodel.training.synthetic_data.write_world`; the held-out videos have another seed);
+2. labels: ``framesel labels run`` with the world's trained teachers
+   (`fslabels.evaluation.teachers.world_run_config`), ``labels build``, ``labels score`` against
+   the training truth; the world's ground-truth label dataset of the same questions is the
+   ablation's upper row (``write_world(labels=True)``);
+3. training: for each label source (fused, spatial, temporal, truth) ``framesel model train``
+   stage 1 (projector, LLM, query and head: the scratch LLM must learn too) then stage 2 (LoRA),
+   from the same selector: random weights (`build_scratch_selector`), or with ``--init
+   teacher-llm`` ``framesel model init`` with the temporal teacher's world-pretrained LLM;
+4. selection on the held-out videos: ``framesel select run`` (each trained selector with nms and
+   top-k, uniform, and the online per-frame M-LLM scorer, i.e. the spatial teacher, as an upper
+   bound), ``select build``, ``select score`` against the held-out truth, and against a
+   "swapped" truth in which each question's spans are replaced by those of another question of
+   the same video with disjoint spans: a selector that reads the question recalls those no
+   better than uniform sampling.
+
+Each stage's result is kept under ``--out`` and a finished stage is not redone (a killed run
+continues: label runs, selection runs and trainings resume where they stopped; a run with other
+settings refuses an ``--out`` that holds one); a time table per stage ends the run.
+
+``--quick``: 60 training and 16 held-out videos, presence and order questions, fused labels
+only, no M-LLM row, fixed seed; about 5 minutes on 2 cores. Its checks: the selector's top-k
+recall@8 with the asked question >= uniform's + 0.2, and against another question's frames <=
+uniform's - 0.05. The full run checks recall@8 >= 0.85 and, against another question's frames,
+<= uniform's. (Recall is checked on top-k: a truth span covers 1-3 adjacent candidates and nms
+at k = 8 of n = 32 never picks two neighbours.)
+
+Not built yet: the downstream QA stage (a trained answerer, accuracy vs k via ``framesel eval
+qa``).
+
+    python benchmarks/bench_miniature.py [--out runs/miniature] [--train 200] [--test 40]
+    python benchmarks/bench_miniature.py --quick [--out DIR]
+    python benchmarks/bench_miniature.py --sources truth --init teacher-llm ...
+
+Exit code 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+K = 8
+SOURCES = ("fused", "spatial", "temporal", "truth")
+TARGET_COLUMN = {"fused": "scores", "spatial": "spatial", "temporal": "temporal", "truth": "scores"}
+
+
+class Stages:
+    """Runs named stages once: a finished stage is recorded in ``out/stages.json`` with its
+    seconds and skipped on a re-run."""
+
+    def __init__(self, out: Path) -> None:
+        self.file = out / "stages.json"
+        self.done: dict[str, float] = (
+            json.loads(self.file.read_text()) if self.file.is_file() else {}
+        )
+
+    def run(self, name: str, work) -> None:
+        if name in self.done:
+            print(f"[cached] {name} ({self.done[name]:.0f} s)", flush=True)
+            return
+        print(f"[stage] {name}", flush=True)
+        start = time.perf_counter()
+        work()
+        self.done[name] = time.perf_counter() - start
+        self.file.write_text(json.dumps(self.done, indent=2))
+
+    def table(self) -> str:
+        lines = [f"{'stage':<40} {'seconds':>8}"]
+        lines += [f"{name:<40} {sec:>8.0f}" for name, sec in self.done.items()]
+        lines.append(f"{'total':<40} {sum(self.done.values()):>8.0f}")
+        return "\n".join(lines)
+
+
+def framesel(*args: str, log: Path) -> str:
+    """Run ``framesel ARGS`` (the console script of this interpreter's environment); its output
+    goes to ``log``; a failure prints the log's end and raises."""
+    exe = Path(sys.executable).with_name("framesel")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli.main"]
+    command += list(args)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ framesel " + " ".join(args) + "\n")
+        out.flush()
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=out, text=True, cwd=ROOT)
+        out.write(done.stdout)
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-15:])
+        raise SystemExit(f"framesel {' '.join(args[:2])} failed (log {log}):\n{tail}")
+    return done.stdout
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def swapped_truth(truth: Path, out: Path) -> int:
+    """Write ``out``: each question's spans replaced by those of the next question of the same
+    video whose spans share no candidate time with its own (questions without one are left
+    out). Returns the number of questions kept."""
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for record in read_jsonl(truth):
+        by_video.setdefault(record["video"], []).append(record)
+
+    def overlaps(a, b) -> bool:
+        return any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)
+
+    rows = []
+    for records in by_video.values():
+        for i, record in enumerate(records):
+            others = records[i + 1 :] + records[:i]
+            partner = next((o for o in others if not overlaps(record["spans"], o["spans"])), None)
+            if partner is not None:
+                rows.append({**record, "spans": partner["spans"]})
+    write_jsonl(out, rows)
+    return len(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "miniature")
+    parser.add_argument("--quick", action="store_true", help="Small, fixed seed (a test runs it).")
+    parser.add_argument("--train", type=int, default=200, help="Training world videos.")
+    parser.add_argument("--test", type=int, default=40, help="Held-out world videos.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, nargs=2, default=(40, 5), help="Stage 1, stage 2.")
+    parser.add_argument("--sources", default=",".join(SOURCES), help="Label sources to train on.")
+    parser.add_argument("--kinds", default="presence,order,count", help="Question kinds asked.")
+    parser.add_argument("--no-mllm", action="store_true", help="Skip the M-LLM upper bound.")
+    parser.add_argument("--init", choices=("scratch", "teacher-llm"), default="scratch",
+                        help="The selector to train: random weights, or framesel model init "
+                             "with the temporal teacher's LLM (world-pretrained).")  # fmt: skip
+    parser.add_argument("--stage1-lr", type=float, default=1e-3)
+    args = parser.parse_args()
+    if args.quick:
+        args.train, args.test, args.epochs = 60, 16, (30, 2)
+        args.sources, args.kinds, args.no_mllm = "fused", "presence,order", True
+    sources = [s for s in args.sources.split(",") if s]
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings.pop("out")
+    recorded = out / "settings.json"
+    if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(settings)):
+        raise SystemExit(f"{out} holds a run with other settings ({recorded}); pick another --out")
+    recorded.write_text(json.dumps(settings, indent=2))
+    stages = Stages(out)
+    logs = out / "logs"
+
+    from fslabels.evaluation.teachers import teacher_paths, world_run_config
+    from fsmodel.synthetic import WORLD
+    from fsmodel.training.synthetic_data import write_world
+
+    n = WORLD.num_candidates
+    world = {"train": out / "world" / "train", "test": out / "world" / "test"}
+
+    def make_world() -> None:
+        write_world(world["train"], args.train, seed=args.seed + 1, prefix="t", kinds=kinds,
+                    labels=True)  # fmt: skip
+        write_world(world["test"], args.test, seed=args.seed + 2, prefix="h", kinds=kinds)
+
+    stages.run("world", make_world)
+    train, test = _world_files(world["train"]), _world_files(world["test"])
+
+    # --- labels with the teachers -------------------------------------------------------------
+    labels = out / "labels"
+    config = labels / "teachers.yaml"
+
+    def label() -> None:
+        labels.mkdir(parents=True, exist_ok=True)
+        world_run_config().to_yaml(config)
+        framesel("labels", "run", "--manifest", str(train["manifest"]), "--videos",
+                 str(train["videos"]), "--work", str(labels / "work"), "--config", str(config),
+                 "--no-progress", log=logs / "labels.log")  # fmt: skip
+        framesel("labels", "build", str(labels / "work"), "--out", str(labels / "dataset"),
+                 "--overwrite", log=logs / "labels.log")  # fmt: skip
+        report = framesel("labels", "score", str(labels / "dataset"), "--truth",
+                          str(train["truth"]), "--json", log=logs / "labels.log")  # fmt: skip
+        (labels / "quality.json").write_text(report)
+
+    teacher_labels = any(source != "truth" for source in sources)
+    if teacher_labels:
+        stages.run("labels (teachers) + build + score", label)
+
+    # --- training -----------------------------------------------------------------------------
+    models = out / "models"
+
+    def scratch() -> None:
+        from fsmodel.tiny import build_all
+        from fsmodel.training.synthetic_data import build_scratch_selector
+
+        tiny = build_all(models / "tiny", seed=args.seed)
+        if args.init == "scratch":
+            build_scratch_selector(models / "scratch", tiny["siglip"], tiny["qwen2"],
+                                   num_candidates=n, layers=4, hidden=64, seed=args.seed)  # fmt: skip
+        else:  # the paper's way: pretrained backbones, here the temporal teacher's LLM
+            framesel("model", "init", "--out", str(models / "scratch"), "--vision",
+                     str(tiny["siglip"]), "--llm", str(teacher_paths()["llm"]), "--n", str(n),
+                     log=logs / "init.log")  # fmt: skip
+
+    stages.run(f"selector init ({args.init})", scratch)
+    finals = {}
+    for source in sources:
+        data = world["train"] / "labels" if source == "truth" else labels / "dataset"
+        stage1, stage2 = models / source / "stage1", models / source / "stage2"
+        yaml = models / source / "train.yaml"
+
+        def train_stage(stage: int, source=source, data=data, stage1=stage1, stage2=stage2,
+                        yaml=yaml) -> None:  # fmt: skip
+            yaml.parent.mkdir(parents=True, exist_ok=True)
+            _train_config(
+                yaml,
+                models / "scratch",
+                stage1,
+                data,
+                train["videos"],
+                TARGET_COLUMN[source],
+                args.epochs[0],
+                args.seed,
+                models / "cache",
+            )
+            extra = (["--set", f"optim.lr={args.stage1_lr}"] if stage == 1 else
+                     ["--set", "stage=2", "--set", f"model={stage1 / 'final'}",
+                      "--set", f"output_dir={stage2}", "--set", f"optim.epochs={args.epochs[1]}",
+                      "--set", "optim.lr=0.001",
+                      "--set", "optim.trainable=[projector,score_query,score_head]"])  # fmt: skip
+            framesel("model", "train", "--config", str(yaml), *extra,
+                     log=logs / f"train-{source}.log")  # fmt: skip
+
+        stages.run(f"train {source}: stage 1", lambda s=train_stage: s(1))
+        stages.run(f"train {source}: stage 2 (LoRA)", lambda s=train_stage: s(2))
+        finals[source] = stage2 / "final"
+
+    # --- selection on held-out videos ---------------------------------------------------------
+    select = out / "select"
+    swapped = select / "swapped-truth.jsonl"
+    select.mkdir(parents=True, exist_ok=True)
+    pairs = swapped_truth(test["truth"], swapped)
+    runs: dict[str, list[str]] = {}
+    for source, model in finals.items():
+        runs[f"selector-{source}"] = ["--model", str(model), "--strategies",
+                                      "selector:nms,selector:topk,uniform"]  # fmt: skip
+    if not args.no_mllm:
+        vlm = str(teacher_paths()["vlm"])
+        runs["mllm"] = ["--strategies", "mllm:nms,mllm:topk", "--set",
+                        "scorers.mllm.backend=transformers", "--set", f"scorers.mllm.model={vlm}",
+                        "--set", "scorers.mllm.backend_options={device: cpu, dtype: float32}"]  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+    for name, options in runs.items():
+        where = select / name
+
+        def pick(where=where, options=options) -> None:
+            framesel("select", "run", "--manifest", str(test["manifest"]), "--videos",
+                     str(test["videos"]), "--work", str(where / "work"), "-k", f"{K}",
+                     "--n", str(n), "--set", "frame_size=null", "--no-progress", *options,
+                     log=logs / f"select-{where.name}.log")  # fmt: skip
+            framesel("select", "build", str(where / "work"), "--out", str(where / "selections"),
+                     "--overwrite", log=logs / f"select-{where.name}.log")  # fmt: skip
+            for truth, file in ((test["truth"], "score.json"), (swapped, "swapped.json")):
+                got = framesel("select", "score", str(where / "selections"), "--truth",
+                               str(truth), "--json", log=logs / f"select-{where.name}.log")  # fmt: skip
+                (where / file).write_text(got)
+
+        stages.run(f"select + score: {name}", pick)
+        results[name] = {
+            "asked": json.loads((where / "score.json").read_text())["table"],
+            "swapped": json.loads((where / "swapped.json").read_text())["table"],
+        }
+
+    quality = json.loads((labels / "quality.json").read_text()) if teacher_labels else None
+    report = _report(results, quality, kinds, pairs)
+    print(report["text"])
+    print()
+    print(stages.table())
+    checks = _checks(report, args.quick)
+    print()
+    for text, ok, value in checks:
+        print(f"[{'PASS' if ok else 'FAIL'}] {text}: {value}")
+    (out / "report.json").write_text(json.dumps({**report["data"], "stages": stages.done,
+                                                 "checks": checks}, indent=2))  # fmt: skip
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _world_files(directory: Path) -> dict[str, Path]:
+    return {"videos": directory / "videos", "manifest": directory / "manifest.jsonl",
+            "truth": directory / "truth.jsonl"}  # fmt: skip
+
+
+def _train_config(path: Path, model: Path, out: Path, data: Path, videos: Path, target: str,
+                  epochs: int, seed: int, cache: Path) -> None:  # fmt: skip
+    import yaml
+
+    config = {
+        "stage": 1,
+        "model": str(model),
+        "output_dir": str(out),
+        "seed": seed,
+        "data": {"source": str(data), "video_root": str(videos), "target": target},
+        "optim": {"epochs": epochs, "batch_size": 8, "lr": 1e-3,
+                  "trainable": ["projector", "language_model", "score_query", "score_head"]},
+        "eval": {"k": K, "every_steps": 100_000},
+        "cache": {"dir": str(cache)},
+        "checkpoint": {"every_steps": 200, "resume": True},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _report(results, quality, kinds, pairs) -> dict[str, Any]:
+    lines = ["label quality on the training videos (framesel labels score, k = 8)"]
+    lines.append(f"  {'source':<9} {'kind':<9} {'auc':>6} {'recall':>7} {'coverage':>9}")
+    for source in ("spatial", "temporal", "fused") if quality else ():
+        for kind in (*kinds, "all"):
+            got = quality["table"].get(source, {}).get(kind)
+            if got:
+                lines.append(f"  {source:<9} {kind:<9} {got['auc']:>6.3f} {got['recall']:>7.3f} "
+                             f"{got['coverage']:>9.3f}")  # fmt: skip
+    lines.append("")
+    lines.append(f"held-out picks, k = {K}: recall@{K} / coverage@{K} per question kind; "
+                 f"'swapped': recall@{K} against another question's frames ({pairs} questions)")  # fmt: skip
+    head = "".join(f" {kind:>15}" for kind in (*kinds, "all"))
+    lines.append(f"  {'row':<28}{head} {'swapped':>8}")
+    data = {}
+    for name, got in results.items():
+        for strategy, by_k in got["asked"].items():
+            if name.startswith("selector-") and strategy == "uniform" and name != _first(results):
+                continue
+            row = "uniform" if strategy == "uniform" else f"{name}:{strategy.split(':')[1]}"
+            cells = by_k[str(K)]
+            swapped = got["swapped"].get(strategy, {}).get(str(K), {}).get("all", {})
+            data[row] = {"asked": cells, "swapped": swapped}
+            text = "".join(
+                f" {cells[k]['recall']:>7.3f}/{cells[k]['coverage']:.3f}" if k in cells
+                else f" {'':>15}" for k in (*kinds, "all")
+            )  # fmt: skip
+            lines.append(f"  {row:<28}{text} {swapped.get('recall', float('nan')):>8.3f}")
+    return {"text": "\n".join(lines), "data": data}
+
+
+def _first(results) -> str:
+    return next(name for name in results if name.startswith("selector-"))
+
+
+def _checks(report, quick: bool) -> list[tuple[str, bool, str]]:
+    data = report["data"]
+    uniform = data["uniform"]
+    checks = []
+    # Recall is checked on the top-k picks: in this world a truth span covers 1-3 adjacent
+    # candidates, and nms at k = 8 of n = 32 never picks two neighbours.
+    for row in (r for r in data if r.endswith(":topk") and r.startswith("selector-")):
+        asked = data[row]["asked"]["all"]["recall"]
+        other = data[row]["swapped"].get("recall", float("nan"))
+        base, base_other = uniform["asked"]["all"]["recall"], uniform["swapped"]["recall"]
+        if quick:
+            checks.append((f"{row} reads the question: asked recall@{K} >= uniform's + 0.2",
+                           asked >= base + 0.2, f"{asked:.3f} (uniform {base:.3f})"))  # fmt: skip
+            checks.append((f"{row}: recall@{K} against another question's frames <= uniform's "
+                           f"- 0.05", other <= base_other - 0.05,
+                           f"{other:.3f} (uniform {base_other:.3f})"))  # fmt: skip
+        else:
+            checks.append((f"{row}: asked recall@{K} >= 0.85", asked >= 0.85, f"{asked:.3f}"))
+            checks.append((f"{row}: recall@{K} against another question's frames <= uniform's",
+                           other <= base_other, f"{other:.3f} (uniform {base_other:.3f})"))  # fmt: skip
+    return checks
+
+
+if __name__ == "__main__":
+    sys.exit(main())
