@@ -1,7 +1,7 @@
 """The world's teachers (fslabels.evaluation.teachers): the committed weights come from the
 current recipe, and labelled through the production path on freshly seeded world videos they
-give captions and spatial labels that match the truth — closely enough that a frame paired with
-the wrong question fails the same check. (The temporal teacher does not reach its targets yet:
+give captions and spatial labels that match the truth — closely enough that the judge shown
+other frames than the question's (the videos with their halves swapped) fails the same check. (The temporal teacher does not reach its targets yet:
 its labels are only checked to be read without failures; see the README.)"""
 
 from __future__ import annotations
@@ -46,4 +46,41 @@ def test_a_frame_paired_with_the_wrong_question_fails_the_check(measured):
     shifted = [{**row, "spatial": np.roll(row["spatial"], 16).tolist()} for row in got["rows"]]
     right = score_rows(got["rows"], truth).table["spatial"]["all"]["auc"]
     wrong = score_rows(shifted, truth).table["spatial"]["all"]["auc"]
+    assert right >= 0.9 and wrong <= 0.7, (right, wrong)
+
+
+def _played_half_later(events, num_frames):
+    """The events of a video whose frame f shows what frame (f + num_frames / 2) % num_frames
+    showed: the two halves swapped (an event across the middle is split)."""
+    from fsmodel.synthetic import Event
+
+    half = num_frames // 2
+    out = []
+    for e in events:
+        for lo, hi, shift in ((0, half - 1, half), (half, num_frames - 1, -half)):
+            start, end = max(e.start, lo), min(e.end, hi)
+            if start <= end:
+                out.append(Event(start + shift, end + shift, e.shape, e.color))
+    return sorted(out, key=lambda e: e.start)
+
+
+def test_the_judge_shown_other_frames_fails_the_check(measured):
+    """The spatial judge given, at every candidate, another frame's image (the same videos with
+    their halves swapped; truth, questions and timestamps unchanged) must lose its AUC."""
+    from fslabels.evaluation.teachers import world_run_config
+    from fslabels.run import export_rows, run_labels
+    from fsmodel.synthetic import WORLD, world_videos, write_video
+
+    work, got = measured
+    world = work / "world"
+    swapped = work / "swapped-videos"
+    for i, video in enumerate(world_videos(6, seed=FRESH_SEED)):
+        write_video(swapped / f"{video.video_id}.mp4", WORLD.num_frames, WORLD.size, WORLD.fps,
+                    events=_played_half_later(video.events, WORLD.num_frames), seed=FRESH_SEED + i)  # fmt: skip
+    config = world_run_config()
+    run_labels(config, world / "manifest.jsonl", swapped, work / "swapped-run", progress=False)
+    rows, _ = export_rows(work / "swapped-run")
+    truth = read_truth(world / "truth.jsonl")
+    right = score_rows(got["rows"], truth).table["spatial"]["all"]["auc"]
+    wrong = score_rows(rows, truth).table["spatial"]["all"]["auc"]
     assert right >= 0.9 and wrong <= 0.7, (right, wrong)
