@@ -1,8 +1,9 @@
 """The world's teachers (fslabels.evaluation.teachers): the committed weights come from the
 current recipe, and labelled through the production path on freshly seeded world videos they
 give captions and spatial labels that match the truth — closely enough that the judge shown
-other frames than the question's (the videos with their halves swapped) fails the same check. (The temporal teacher does not reach its targets yet:
-its labels are only checked to be read without failures; see the README.)"""
+other frames than the question's (the videos with their halves swapped) fails the same check.
+(The temporal teacher does not reach its targets yet: its labels are only checked to be read
+without failures; see the README.)"""
 
 from __future__ import annotations
 
