@@ -151,6 +151,8 @@ def main() -> int:
                         help="The selector to train: random weights, or framesel model init "
                              "with the temporal teacher's LLM (world-pretrained).")  # fmt: skip
     parser.add_argument("--stage1-lr", type=float, default=1e-3)
+    parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.train, args.test, args.epochs = 60, 16, (30, 2)
@@ -245,6 +247,7 @@ def main() -> int:
                       "--set", f"output_dir={stage2}", "--set", f"optim.epochs={args.epochs[1]}",
                       "--set", "optim.lr=0.001",
                       "--set", "optim.trainable=[projector,score_query,score_head]"])  # fmt: skip
+            extra += [arg for pair in args.train_set for arg in ("--set", pair)]
             framesel("model", "train", "--config", str(yaml), *extra,
                      log=logs / f"train-{source}.log")  # fmt: skip
 
