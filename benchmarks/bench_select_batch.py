@@ -15,7 +15,14 @@ Both give the same picks (checked). The tiny selector's towers are small, so the
 mostly the decode; at full size the SigLIP-so400m pass per video is the larger share
 (benchmarks/bench_selector.py). Ratios come from one run: the machine is shared.
 
-    python benchmarks/bench_select_batch.py
+Then the model alone, at the full-size balance: at n = 128 SigLIP-so400m (~400 M parameters x
+729 patches per frame) does ~96 % of a selection's FLOPs and Qwen2.5-1.5B (~1,200 tokens) ~4 %.
+A selector with random weights whose tower is sized up to take that share of one selection's
+time here (``--tower-width``, ``--tower-layers``; the measured share is printed) picks for
+``--questions`` questions about one video's frames, decoded beforehand: one `select_frames` per
+question vs one `select_frames_batch` (same scores checked to 1e-5).
+
+    python benchmarks/bench_select_batch.py [--tower-width 512 --tower-layers 20]
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tower-width", type=int, default=512)
+    parser.add_argument("--tower-layers", type=int, default=20)
     args = parser.parse_args()
 
     import numpy as np
@@ -94,6 +103,8 @@ def main() -> None:
         run = time.perf_counter() - start
         picks = [json.loads(x) for x in (root / "work" / "picks.jsonl").open()]
 
+        balance = full_size_balance(paths["selector"], root, args)
+
     same = all(
         np.array_equal(a.positions, b.positions) for a, b in zip(single, batched, strict=True)
     )
@@ -108,6 +119,67 @@ def main() -> None:
         f"  speed-up      batch {per_question / batch:5.2f}x, select run {per_question / run:5.2f}x"
     )
     print(f"  same picks    batch {same}, select run {same_run}")
+    print(
+        f"\nmodel only, at the full-size balance (tower {balance['share']:.1%} of one selection's "
+        f"time; {args.questions} questions about one video's {args.n} decoded frames):"
+    )
+    print(f"  per question  {balance['single']:7.3f} s")
+    print(f"  batch         {balance['batch']:7.3f} s")
+    print(
+        f"  speed-up      {balance['single'] / balance['batch']:5.2f}x, largest score difference "
+        f"{balance['diff']:.1e}"
+    )
+
+
+def full_size_balance(tiny_selector: Path, root: Path, args) -> dict[str, float]:
+    """Time one selection's tower and language-model shares with the tower sized up, then
+    per-question vs batched selection on pre-decoded frames (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    from fsmodel.configuration_frame_selector import FrameSelectorConfig
+    from fsmodel.modeling_frame_selector import FrameSelectorModel
+    from fsmodel.processing_frame_selector import FrameSelectorProcessor
+    from fsmodel.video import sample_candidates
+
+    config = FrameSelectorConfig.from_pretrained(tiny_selector)
+    vision = config.vision_config
+    vision.hidden_size, vision.intermediate_size = args.tower_width, 4 * args.tower_width
+    vision.num_hidden_layers, vision.num_attention_heads = args.tower_layers, 4
+    config.num_candidates = args.n
+    torch.manual_seed(0)
+    model = FrameSelectorModel(config).eval()
+    processor = FrameSelectorProcessor.from_pretrained(tiny_selector)
+    big = root / "big-tower"
+    model.save_pretrained(big)
+    processor.save_pretrained(big)
+    model = FrameSelectorModel.from_pretrained(big).eval()  # loaded once, as a user loads it
+    video = sorted(root.glob("v*.mp4"))[0]
+    frames = sample_candidates(video, num_candidates=args.n, size=model.frame_size(processor))
+    questions = [f"When does shape number {q} appear?" for q in range(args.questions)]
+    pixels = processor(frames=frames.frames, question=questions[0], return_tensors="pt")
+    with torch.inference_mode():
+        model.select_frames(frames, questions[0], k=8)  # warm-up
+        start = time.perf_counter()
+        for _ in range(3):
+            model.encode_frames(pixels["pixel_values"])
+        tower = (time.perf_counter() - start) / 3
+        start = time.perf_counter()
+        for _ in range(3):
+            model.select_frames(frames, questions[0], k=8)
+        one = (time.perf_counter() - start) / 3
+        start = time.perf_counter()
+        single = [model.select_frames(frames, q, k=8) for q in questions]
+        per_question = time.perf_counter() - start
+        start = time.perf_counter()
+        batched = model.select_frames_batch([(frames, q) for q in questions], k=8,
+                                            batch_size=args.batch)  # fmt: skip
+        batch = time.perf_counter() - start
+    diff = max(
+        float(np.max(np.abs(a.scores - b.scores))) for a, b in zip(single, batched, strict=True)
+    )
+    assert diff <= 1e-5, diff
+    return {"share": tower / one, "single": per_question, "batch": batch, "diff": diff}
 
 
 if __name__ == "__main__":
