@@ -237,6 +237,11 @@ def score(
         box=box.SIMPLE_HEAD,
         title=f"{selections} vs {truth.name}: {report.questions} questions",
         caption=(f"{report.unscored} questions without truth · " if report.unscored else "")
+        + (
+            f"{report.missing} truth questions without picks (failed or not selected) · "
+            if report.missing
+            else ""
+        )
         + f"{report.flagged_spans} spans had no candidate inside (nearest used)",
     )
     for column in ("strategy", "k", "kind"):

@@ -247,17 +247,25 @@ def score_labels(
 
 
 def _match_truth(
-    records: list[Mapping[str, Any]], truth: Mapping[Any, _Truth], source_name: str
-) -> list[tuple[Mapping[str, Any], _Truth]]:
+    records: list[Mapping[str, Any]],
+    truth: Mapping[Any, _Truth],
+    source_name: str,
+    missing_ok: bool = False,
+) -> tuple[list[tuple[Mapping[str, Any], _Truth]], int]:
     """Pair each truth line with its record (``sample_id``, ``video``, ``question`` and the
-    candidates' ``timestamps``); every truth line that names an unknown question or has a span
-    starting after the video ends is one problem of the `TruthError`."""
+    candidates' ``timestamps``); every truth line that names an unknown question (unless
+    ``missing_ok``: then they are counted) or has a span starting after the video ends is one
+    problem of the `TruthError`. Returns the pairs and the count of truth lines without one."""
     by_id = {r[SAMPLE_ID]: r for r in records}
     by_pair = {(r[VIDEO], r[QUESTION]): r for r in records}
     problems = []
     matched: list[tuple[Mapping[str, Any], _Truth]] = []
+    missing = 0
     for key, item in truth.items():
         record = by_id.get(key) if isinstance(key, str) else by_pair.get(key)
+        if record is None and missing_ok:
+            missing += 1
+            continue
         if record is None:
             what = f"sample_id {key!r}" if isinstance(key, str) else f"video/question {key!r}"
             problems.append(f"{source_name}:{item.line}: {what} is not in the dataset")
@@ -277,7 +285,7 @@ def _match_truth(
         raise TruthError(f"{len(problems)} problem(s) with the truth\n" + "\n".join(problems))
     if not matched:
         raise ValueError("no dataset row has truth: nothing to score")
-    return matched
+    return matched, missing
 
 
 def score_rows(
@@ -288,7 +296,7 @@ def score_rows(
 ) -> QualityReport:
     """`score_labels` on rows in memory (schema v1 label rows)."""
     rows = list(rows)
-    matched = _match_truth(rows, truth, source_name)
+    matched, _ = _match_truth(rows, truth, source_name)
     values: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
@@ -332,6 +340,8 @@ class SelectionReport:
         questions: questions scored.
         flagged_spans: truth spans with no candidate inside (mapped to the nearest candidate).
         unscored: questions of the selections without truth.
+        missing: truth questions without picks (not in the selections; a selection run leaves
+            out the questions it failed on).
         per_question: ``[{sample_id, kind, strategy, k, recall, precision, coverage}]``.
     """
 
@@ -339,6 +349,7 @@ class SelectionReport:
     questions: int
     flagged_spans: int
     unscored: int
+    missing: int = 0
     per_question: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,6 +357,7 @@ class SelectionReport:
             "questions": self.questions,
             "flagged_spans": self.flagged_spans,
             "unscored": self.unscored,
+            "missing": self.missing,
             "table": {s: {str(k): v for k, v in by_k.items()} for s, by_k in self.table.items()},
         }
 
@@ -363,9 +375,12 @@ def score_selections(
     ``org/name[@rev]``) against a truth file: per strategy, k and question kind, the picks'
     recall@k, precision@k and coverage@k (`fsmodel.metrics`, over the video's candidates).
 
+    Truth for questions the selections do not hold is counted (``missing``), not an error: a
+    selection run leaves out the questions it failed on.
+
     Raises:
-        TruthError: the truth file is malformed, names questions the selections do not have,
-            or has spans that start after the video ends (each listed with its line).
+        TruthError: the truth file is malformed, or has spans that start after the video ends
+            (each listed with its line).
         ValueError: not a selections dataset, or nothing could be scored.
     """
     from fslabels.evaluation.selections import load_selections, read_config
@@ -396,7 +411,8 @@ def score_picks(
             questions[row["sample_id"]] = {SAMPLE_ID: row["sample_id"], VIDEO: row["video"],
                                            QUESTION: row["question"],
                                            TIMESTAMPS: stamps[row["video"]]}  # fmt: skip
-    matched = _match_truth(list(questions.values()), truth, source_name)
+    # A selection run leaves out the questions it failed on: truth for them is counted.
+    matched, missing = _match_truth(list(questions.values()), truth, source_name, missing_ok=True)
     groups_of, flagged = {}, 0
     for record, item in matched:
         groups, missed = candidates_in_spans(item.spans, np.asarray(record[TIMESTAMPS]))
@@ -429,7 +445,7 @@ def score_picks(
         for strategy, by_k in values.items()
     }
     return SelectionReport(table, len(matched), flagged, len(questions) - len(matched),
-                           per_question)  # fmt: skip
+                           missing, per_question)  # fmt: skip
 
 
 def _means(by_kind: Mapping[str, Mapping[str, list[float]]]) -> dict[str, dict[str, float]]:

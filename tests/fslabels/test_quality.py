@@ -194,7 +194,13 @@ def test_cli_select_score_uniform_picks(tmp_path, capsys):
     assert every["recall"] == 1.0 and every["coverage"] == 1.0
     four = score_selections(selections, world["truth"]).table["uniform"][4]["all"]
     assert 0.0 < four["recall"] < 1.0
+    # truth for a question without picks (e.g. one the selection run failed on) is counted
+    extra = tmp_path / "extra.jsonl"
+    lines = world["truth"].read_text(encoding="utf-8")
+    extra.write_text(lines + '{"sample_id": "failed", "spans": [[0, 1]]}\n', encoding="utf-8")
+    assert main(["select", "score", str(selections), "--truth", str(extra)]) == 0
+    assert "1 truth questions without picks" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"sample_id": "nope", "spans": [[0, 1]]}\n', encoding="utf-8")
     assert main(["select", "score", str(selections), "--truth", str(bad)]) == 1
-    assert "sample_id 'nope' is not in the dataset" in capsys.readouterr().err
+    assert "nothing to score" in capsys.readouterr().err
