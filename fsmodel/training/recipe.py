@@ -681,6 +681,7 @@ class SelectorTrainingRecipe:
             "data": {
                 "source": public_ref(config.data.source),
                 "revision": config.data.revision,
+                "target": config.data.target,
                 "rows": len(self.train_samples),
                 "videos": len({s.video_id for s in self.train_samples}),
                 "caption_videos": len(self.caption_videos),
