@@ -261,7 +261,7 @@ def _filled_sources(row: dict[str, Any]) -> set[str]:
         filled = json.loads(row.get(schema.LABEL_META) or "{}").get("filled") or {}
     except (TypeError, ValueError, AttributeError):
         return set()
-    return {name for name, spec in filled.items() if spec}
+    return {name for name, spec in filled.items() if spec} if isinstance(filled, dict) else set()
 
 
 def _check_videos(items: Sequence[LabelSample | CaptionVideo]) -> None:
