@@ -227,7 +227,8 @@ def score(
     from rich.table import Table
 
     from cli.console import stdout
-    from fslabels.quality import PICK_METRICS, score_selections
+    from fslabels.evaluation.selections import score_selections
+    from fslabels.quality import PICK_METRICS
 
     report = score_selections(selections, truth)
     if as_json:

@@ -54,7 +54,6 @@ __all__ = [
     "read_truth",
     "score_labels",
     "score_picks",
-    "score_selections",
 ]
 
 # Report name → the column it reads.
@@ -331,7 +330,8 @@ PICK_METRICS = ("recall", "precision", "coverage")
 
 @dataclass
 class SelectionReport:
-    """The picks of a selections dataset against truth (`score_selections`).
+    """The picks of a selections dataset against truth
+    (`fslabels.evaluation.selections.score_selections`).
 
     Attributes:
         table: ``{strategy: {k: {kind: {"recall", "precision", "coverage", "questions"}}}}``
@@ -366,41 +366,14 @@ class SelectionReport:
         return [*sorted(found - {ALL}), ALL]
 
 
-def score_selections(
-    selections: str | os.PathLike[str],
-    truth: str | os.PathLike[str] | Mapping[Any, _Truth],
-    revision: str | None = None,
-) -> SelectionReport:
-    """Score the picks of a selections dataset (`framesel select build`; a directory or
-    ``org/name[@rev]``) against a truth file: per strategy, k and question kind, the picks'
-    recall@k, precision@k and coverage@k (`fsmodel.metrics`, over the video's candidates).
-
-    Truth for questions the selections do not hold is counted (``missing``), not an error: a
-    selection run leaves out the questions it failed on.
-
-    Raises:
-        TruthError: the truth file is malformed, or has spans that start after the video ends
-            (each listed with its line).
-        ValueError: not a selections dataset, or nothing could be scored.
-    """
-    from fslabels.evaluation.selections import load_selections, read_config
-
-    if isinstance(truth, Mapping):
-        known, source_name = dict(truth), "truth"
-    else:
-        known, source_name = read_truth(truth), Path(truth).name
-    directory, _ = load_selections(selections, revision)
-    return score_picks(read_config(directory, "picks"), read_config(directory, "videos"), known,
-                       source_name)  # fmt: skip
-
-
 def score_picks(
     picks: Iterable[Mapping[str, Any]],
     videos: Iterable[Mapping[str, Any]],
     truth: Mapping[Any, _Truth],
     source_name: str = "truth",
 ) -> SelectionReport:
-    """`score_selections` on a selections dataset's ``picks`` and ``videos`` rows in memory."""
+    """A selections dataset's ``picks`` and ``videos`` rows (in memory) against truth
+    (`fslabels.evaluation.selections.score_selections` reads them from the dataset)."""
     from fsmodel.metrics import coverage_at_k, precision_at_k, recall_at_k
 
     picks = list(picks)

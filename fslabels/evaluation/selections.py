@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from fslabels.evaluation.strategies import Strategy
 from fslabels.manifest import LabelItem, group_by_video
 from fslabels.run import ProgressBars
 
+if TYPE_CHECKING:
+    from fslabels.quality import SelectionReport
+
 __all__ = [
     "PICKS_FILE",
     "SELECTIONS_INFO",
@@ -48,6 +51,7 @@ __all__ = [
     "StoredScores",
     "build_selections",
     "run_selection",
+    "score_selections",
     "selection_rows",
     "write_selections",
 ]
@@ -482,6 +486,34 @@ def read_config(directory: Path, name: str = "picks") -> list[dict[str, Any]]:
 
     files = sorted((directory / "data" / name).glob("*.parquet"))
     return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def score_selections(
+    selections: str | os.PathLike[str],
+    truth: str | os.PathLike[str] | Mapping[Any, Any],
+    revision: str | None = None,
+) -> SelectionReport:
+    """Score the picks of a selections dataset (`framesel select build`; a directory or
+    ``org/name[@rev]``) against a truth file: per strategy, k and question kind, the picks'
+    recall@k, precision@k and coverage@k (`fsmodel.metrics`, over the video's candidates).
+
+    Truth for questions the selections do not hold is counted (``missing``), not an error: a
+    selection run leaves out the questions it failed on.
+
+    Raises:
+        TruthError: the truth file is malformed, or has spans that start after the video ends
+            (each listed with its line).
+        ValueError: not a selections dataset, or nothing could be scored.
+    """
+    from fslabels.quality import read_truth, score_picks
+
+    if isinstance(truth, Mapping):
+        known, source_name = dict(truth), "truth"
+    else:
+        known, source_name = read_truth(truth), Path(truth).name
+    directory, _ = load_selections(selections, revision)
+    return score_picks(read_config(directory, "picks"), read_config(directory, "videos"), known,
+                       source_name)  # fmt: skip
 
 
 def diff_selections(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:

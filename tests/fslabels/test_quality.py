@@ -173,7 +173,7 @@ def test_picks_are_scored_per_strategy_k_and_kind(world):
 
 
 def test_cli_select_score_uniform_picks(tmp_path, capsys):
-    from fslabels.quality import score_selections
+    from fslabels.evaluation.selections import score_selections
     from fsmodel.training.synthetic_data import write_world
 
     world = write_world(tmp_path / "world", 3, seed=5)
