@@ -336,7 +336,9 @@ def write_selections(
                   "timestamps": pa.list_(pa.float32()), "k": pa.uint16(),
                   "distinct_frames": pa.uint16(), "num_frames": pa.int32(), "fps": pa.float32()},
         "scores": {"scores": pa.list_(pa.float32())},
-        "videos": {"candidate_indices": pa.list_(pa.int32()), "timestamps": pa.list_(pa.float32()),
+        # The candidates' timestamps at full precision, as label datasets keep them: scoring
+        # against truth spans decides on which side of a span boundary a candidate falls.
+        "videos": {"candidate_indices": pa.list_(pa.int32()), "timestamps": pa.list_(pa.float64()),
                    "num_frames": pa.int32(), "fps": pa.float32(), "duration": pa.float32()},
     }  # fmt: skip
     tables = {"picks": picks, "scores": scores, "videos": videos}

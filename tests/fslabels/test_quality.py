@@ -192,6 +192,11 @@ def test_cli_select_score_uniform_picks(tmp_path, capsys):
     assert got["questions"] == 9
     every = got["table"]["uniform"]["32"]["all"]  # k = n: every candidate is picked
     assert every["recall"] == 1.0 and every["coverage"] == 1.0
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    videos = next((selections / "data" / "videos").glob("*.parquet"))
+    assert pq.read_schema(videos).field("timestamps").type == pa.list_(pa.float64())
     four = score_selections(selections, world["truth"]).table["uniform"][4]["all"]
     assert 0.0 < four["recall"] < 1.0
     # truth for a question without picks (e.g. one the selection run failed on) is counted
