@@ -703,6 +703,10 @@ SCORERS: dict[str, str] = {
 def register_scorer(name: str, target: str) -> None:
     """Make ``"module:Class"`` (a `Scorer` subclass) available as scorer ``name``.
 
+    The class is built as ``Class(config)`` with its config (a mapping of its
+    ``config_class`` fields, or a ``config_class`` instance) as the first argument, which
+    `Scorer.__init__` accepts; keep that signature when overriding ``__init__``.
+
     Raises:
         ValueError: a malformed target, a name with ``:`` or ``uniform``, or a name taken by
             another target.
