@@ -156,6 +156,8 @@ def main() -> int:
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
+        print("--quick: 60/16 videos, presence + order, fused labels, epochs 30/2, no M-LLM row "
+              "(other size options are ignored)")  # fmt: skip
         args.train, args.test, args.epochs = 60, 16, (30, 2)
         args.sources, args.kinds, args.no_mllm = "fused", "presence,order", True
     sources = [s for s in args.sources.split(",") if s]
