@@ -40,6 +40,14 @@ def _args(inputs, tiny_models, work):
             "frame_size=48", "--no-progress", "--json"]  # fmt: skip
 
 
+def _selections(inputs, tiny_models, tmp_path):
+    """`select run` into tmp_path/work, then `select build` into tmp_path/sel."""
+    work, sel = tmp_path / "work", tmp_path / "sel"
+    assert main(_args(inputs, tiny_models, work)) == 0
+    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    return sel
+
+
 def test_select_run_writes_exact_picks_and_resumes(inputs, tiny_models, tmp_path, capsys):
     work = tmp_path / "work"
     assert main(_args(inputs, tiny_models, work)) == 0
@@ -184,9 +192,7 @@ def test_frames_export_writes_each_picked_frame_once_with_an_index(
 
     from fsmodel.video import sample_candidates
 
-    work, sel, out = tmp_path / "work", tmp_path / "sel", tmp_path / "frames"
-    assert main(_args(inputs, tiny_models, work)) == 0
-    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    sel, out = _selections(inputs, tiny_models, tmp_path), tmp_path / "frames"
     capsys.readouterr()
     args = ["frames", "export", str(sel), "--videos", str(inputs["videos"]), "--out", str(out),
             "--strategy", "selector:nms", "-k", "8", "--no-progress"]  # fmt: skip
@@ -218,9 +224,7 @@ def test_frames_export_records_an_unreadable_video_and_writes_the_others(
 ):
     import shutil
 
-    work, sel = tmp_path / "work", tmp_path / "sel"
-    assert main(_args(inputs, tiny_models, work)) == 0
-    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    sel = _selections(inputs, tiny_models, tmp_path)
     videos = tmp_path / "videos"
     shutil.copytree(inputs["videos"], videos)
     (videos / "short.mp4").write_bytes(b"not a video any more")
@@ -237,9 +241,7 @@ def test_frames_export_records_an_unreadable_video_and_writes_the_others(
 def test_eval_qa_answers_from_stored_selections_without_a_selector(
     inputs, tiny_models, tmp_path, capsys
 ):
-    work, sel = tmp_path / "work", tmp_path / "sel"
-    assert main(_args(inputs, tiny_models, work)) == 0
-    assert main(["select", "build", str(work), "--out", str(sel)]) == 0
+    sel = _selections(inputs, tiny_models, tmp_path)
     common = ["eval", "qa", "--manifest", str(inputs["manifest"]), "--videos",
               str(inputs["videos"]), "--model", str(tiny_models["qwen2-vl"]), "--strategies",
               "selector:nms", "--k", "4,8", "--set", "frame_size=48", "--set",
