@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -114,6 +115,8 @@ class DataConfig:
         target: the label column trained on: ``scores`` (the fused labels), or one source,
             ``spatial`` or ``temporal`` (the paper's ablation); rows without that source
             (it failed for them) are left out.
+        questions: a regular expression: train (and evaluate) only on rows whose question it
+            matches (``re.search``), e.g. one question kind as a curriculum's first stage.
         limit: use only the first ``limit`` label rows (smoke runs).
         reader: the frame reader of ``fsmodel.video`` (``pyav`` or ``decord``).
         memory_cache: decoded videos kept in memory when training without the feature cache
@@ -130,6 +133,7 @@ class DataConfig:
     eval_fraction: float = 0.0
     captions: bool | None = None
     target: str = "scores"
+    questions: str | None = None
     limit: int | None = None
     reader: str = "pyav"
     memory_cache: int = 0
@@ -140,6 +144,11 @@ class DataConfig:
         _number("data.eval_fraction", self.eval_fraction, 0.0, 0.9)
         if self.target not in TARGETS:
             _fail("data.target", self.target, f"one of {list(TARGETS)}")
+        if self.questions is not None:
+            try:
+                re.compile(self.questions)
+            except (re.error, TypeError) as error:
+                _fail("data.questions", self.questions, f"a regular expression ({error})")
         _positive_int("data.limit", self.limit, allow_none=True)
         _positive_int("data.memory_cache", self.memory_cache, minimum=0)
         if self.eval_source is not None and self.eval_fraction > 0:

@@ -173,6 +173,7 @@ def load_samples(
     limit: int | None = None,
     check_videos: bool = True,
     target: str = schema.SCORES,
+    questions: str | None = None,
 ) -> list[LabelSample]:
     """Read the ``labels`` config of a label dataset into training samples.
 
@@ -186,6 +187,8 @@ def load_samples(
         target: the column whose scores become `LabelSample.labels`: ``scores`` (fused) or a
             source, ``spatial`` or ``temporal``; rows where that source failed (its values are
             placeholders, ``label_meta["filled"]``) are left out, with a warning.
+        questions: a regular expression; keep only the rows whose question it matches
+            (``re.search``).
 
     Returns:
         One `LabelSample` per row, in dataset order.
@@ -213,6 +216,18 @@ def load_samples(
     schema.check_label_rows([{k: v for k, v in row.items() if k in known} for row in rows])
     if not rows:
         raise TrainingDataError(f"{source}: the label dataset has no rows")
+    if questions is not None:
+        pattern = re.compile(questions)
+        kept = [row for row in rows if pattern.search(row[schema.QUESTION])]
+        if not kept:
+            raise TrainingDataError(
+                f"{source}: no row's question matches data.questions {questions!r} (e.g. "
+                f"{rows[0][schema.QUESTION]!r})"
+            )
+        logger.info(
+            "%s: %d of %d rows ask a question matching %r", source, len(kept), len(rows), questions
+        )
+        rows = kept
     if target != schema.SCORES:
         kept = [row for row in rows if target not in _filled_sources(row)]
         if not kept:

@@ -327,7 +327,12 @@ class SelectorTrainingRecipe:
         config = self.config
         data = config.data
         samples = load_samples(
-            data.source, data.revision, data.video_root, data.limit, target=data.target
+            data.source,
+            data.revision,
+            data.video_root,
+            data.limit,
+            target=data.target,
+            questions=data.questions,
         )
         n, capacity = samples[0].num_candidates, model.config.num_candidates
         if n > capacity:
@@ -339,7 +344,11 @@ class SelectorTrainingRecipe:
             raise TrainingDataError(f"eval.k = {config.eval.k} exceeds the rows' n = {n}")
         if data.eval_source is not None:
             held_out = load_samples(
-                data.eval_source, data.eval_revision, data.video_root, target=data.target
+                data.eval_source,
+                data.eval_revision,
+                data.video_root,
+                target=data.target,
+                questions=data.questions,
             )
             train = samples
         else:
@@ -682,6 +691,7 @@ class SelectorTrainingRecipe:
                 "source": public_ref(config.data.source),
                 "revision": config.data.revision,
                 "target": config.data.target,
+                "questions": config.data.questions,
                 "rows": len(self.train_samples),
                 "videos": len({s.video_id for s in self.train_samples}),
                 "caption_videos": len(self.caption_videos),

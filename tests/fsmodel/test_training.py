@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,7 @@ def test_stage_defaults_are_the_papers(tmp_path):
         (["optim.trainable=[vision_model]"], "cache.enabled must be false"),
         (["data.eval_fraction=0.2", "data.eval_source=x"], "data.eval_fraction must be 0"),
         (["data.target=human"], r"data.target must be one of \['scores', 'spatial', 'temporal'\]"),
+        (["data.questions=(red"], r"data.questions must be a regular expression \(missing \)"),
     ],
 )
 def test_config_errors_name_the_key_the_value_and_the_rule(overrides, match):
@@ -200,6 +202,18 @@ def test_target_picks_the_label_column_and_leaves_out_failed_sources(labels_dir,
     none = schema.save_label_dataset(rows, tmp_path / "none")
     with pytest.raises(TrainingDataError, match="no row has 'temporal' labels"):
         load_samples(none, video_root=labels_dir, target="temporal")
+
+
+def test_questions_keeps_the_rows_whose_question_matches(labels_dir):
+    every = load_samples(labels_dir)
+    asked = every[0].question  # e.g. "When does the red circle appear?"
+    kept = load_samples(labels_dir, questions=re.escape(asked))
+    assert kept and [s.question for s in kept] == [s.question for s in every if s.question == asked]
+    assert len(kept) < len(every)
+    with pytest.raises(
+        TrainingDataError, match=r"no row's question matches data.questions 'purple'"
+    ):
+        load_samples(labels_dir, questions="purple")
 
 
 def test_candidates_that_differ_from_the_labelled_ones_are_refused(
@@ -315,6 +329,7 @@ def test_stage1_trains_only_projector_query_and_head(stage1, tiny_models):
     record = json.loads((stage1.final_dir / TRAINING_RECORD).read_text())
     (stage,) = record["stages"]
     assert stage["objectives"] == ["bce", "caption_ce"] and stage["hyperparameters"]["lr"] == 1e-3
+    assert stage["data"]["target"] == "scores" and stage["data"]["questions"] is None
     assert record["base_models"]["llm"] == {"id": "qwen2", "local": True}
     assert str(stage1.output_dir) not in json.dumps(record)  # no local absolute paths
 
