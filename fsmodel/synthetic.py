@@ -444,6 +444,13 @@ class WorldVideo:
     def span(self, event: Event) -> tuple[float, float]:
         return (event.start / self.world.fps, (event.end + 1) / self.world.fps)
 
+    def presence_question(self, kind: tuple[str, str]) -> WorldQuestion:
+        """The presence question about ``kind`` = (colour, shape) ("When does the red circle
+        appear?"); its truth: every occurrence."""
+        color, shape = kind
+        spans = tuple(self.span(e) for e in self.events if (e.color, e.shape) == kind)
+        return WorldQuestion("presence", Event(0, 0, shape, color).question, (), "", spans, kind)
+
 
 def world_video(rng: np.random.Generator, video_id: str, world: World = WORLD) -> WorldVideo:
     """Draw one video of ``world`` and its three questions (deterministic for a seeded rng)."""
@@ -479,15 +486,7 @@ def _questions(
 ) -> tuple[WorldQuestion, ...]:
     events = video.events
     shown = list(dict.fromkeys((e.color, e.shape) for e in events))
-
-    def spans_of(kind: tuple[str, str]) -> tuple[tuple[float, float], ...]:
-        return tuple(video.span(e) for e in events if (e.color, e.shape) == kind)
-
-    color, shape = shown[int(rng.integers(len(shown)))]
-    presence = WorldQuestion(
-        "presence", Event(0, 0, shape, color).question, (), "", spans_of((color, shape)),
-        (color, shape),
-    )  # fmt: skip
+    presence = video.presence_question(shown[int(rng.integers(len(shown)))])
     a = anchors[int(rng.integers(len(anchors)))]
     anchor, after = events[a], events[a + 1]
     answer = object_name(after.color, after.shape)
@@ -502,7 +501,7 @@ def _questions(
         "order", f"What appears right after {object_name(anchor.color, anchor.shape)}?", options,
         answer, (video.span(anchor), video.span(after)), (anchor.color, anchor.shape),
     )  # fmt: skip
-    occurrences = spans_of(repeated)
+    occurrences = video.presence_question(repeated).spans
     count = WorldQuestion(
         "count", f"How many times does {object_name(*repeated)} appear?",
         tuple(str(c) for c in WORLD.counts), str(len(occurrences)), occurrences, repeated,
