@@ -451,6 +451,13 @@ class WorldVideo:
         spans = tuple(self.span(e) for e in self.events if (e.color, e.shape) == kind)
         return WorldQuestion("presence", Event(0, 0, shape, color).question, (), "", spans, kind)
 
+    def every_presence(self) -> tuple[WorldQuestion, ...]:
+        """A presence question for every kind the video shows, in order of first appearance:
+        rows whose frames are the same and whose truth differs, so only the question tells them
+        apart."""
+        shown = dict.fromkeys((e.color, e.shape) for e in self.events)
+        return tuple(self.presence_question(kind) for kind in shown)
+
 
 def world_video(rng: np.random.Generator, video_id: str, world: World = WORLD) -> WorldVideo:
     """Draw one video of ``world`` and its three questions (deterministic for a seeded rng)."""

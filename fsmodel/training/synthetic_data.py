@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +375,7 @@ def write_world(
     prefix: str = "w",
     kinds: Sequence[str] | None = None,
     labels: bool = False,
+    every_presence: bool = False,
 ) -> dict[str, Path]:
     """Write ``count`` world videos with their manifest and truth.
 
@@ -386,6 +387,8 @@ def write_world(
 
     Args:
         kinds: ask only these question kinds (default: all of ``WORLD.kinds``).
+        every_presence: ask the presence question about every kind a video shows, not one
+            (`WorldVideo.every_presence`); the videos stay the same.
 
     Returns:
         ``{"videos": dir, "manifest": file, "truth": file}`` (and ``"labels": dir``).
@@ -402,6 +405,9 @@ def write_world(
     for i, video in enumerate(world_videos(count, seed=seed, prefix=prefix)):
         path = f"{video.video_id}.mp4"
         clip = video.write(out / "videos" / path, seed=seed + i)
+        if every_presence:
+            others = tuple(q for q in video.questions if q.kind != "presence")
+            video = replace(video, questions=(*video.every_presence(), *others))
         got, records = world_label_rows(video, clip, path)
         asked = [q.kind in kinds for q in video.questions]
         rows += [r for r, keep in zip(got, asked, strict=True) if keep]

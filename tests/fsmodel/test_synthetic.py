@@ -107,3 +107,29 @@ def test_write_world_asks_the_kinds_given_and_writes_its_truth_labels(tmp_path):
     assert captions.num_rows == 2 and len(captions[0]["captions"]) == 32
     with pytest.raises(ValueError, match="kinds must be a non-empty subset"):
         write_world(tmp_path / "bad", 1, kinds=["colour"])
+
+
+def test_every_presence_asks_about_each_kind_a_video_shows(tmp_path):
+    import json
+
+    from fsmodel.synthetic import world_videos
+    from fsmodel.training.synthetic_data import write_world
+
+    world = write_world(tmp_path, 2, seed=3, kinds=["presence", "order"], every_presence=True)
+    truth = [json.loads(line) for line in world["truth"].read_text().splitlines()]
+    for video in world_videos(2, seed=3):
+        rows = [r for r in truth if r["video"] == f"{video.video_id}.mp4"]
+        shown = list(dict.fromkeys((e.color, e.shape) for e in video.events))
+        presence = [r for r in rows if r["kind"] == "presence"]
+        assert [r["question"] for r in presence] == [
+            f"When does the {c} {s} appear?" for c, s in shown
+        ]
+        asked = next(q for q in video.questions if q.kind == "presence")  # the drawn one is kept
+        assert [list(x) for x in asked.spans] in [r["spans"] for r in presence]
+        assert [r["kind"] for r in rows].count("order") == 1
+        # each presence row's spans are exactly its kind's events, disjoint from the others'
+        for row, (c, s) in zip(presence, shown, strict=True):
+            assert row["spans"] == [
+                list(video.span(e)) for e in video.events if (e.color, e.shape) == (c, s)
+            ]
+    assert len({r["sample_id"] for r in truth}) == len(truth)
