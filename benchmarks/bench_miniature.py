@@ -4,7 +4,8 @@ Every stage goes through framesel's public CLI (a subprocess per command, as a u
 or, where there is no command, its public API:
 
 1. world: ``--train`` and ``--test`` world videos with manifest and truth
-   (`fsmodel.training.synthetic_data.write_world`; the held-out videos have another seed);
+   (`fsmodel.training.synthetic_data.write_world`; the held-out videos have another seed;
+   ``--every-presence``: each training video asks when each kind it shows appears);
 2. labels: ``framesel labels run`` with the world's trained teachers
    (`fslabels.evaluation.teachers.world_run_config`), ``labels build``, ``labels score`` against
    the training truth; the world's ground-truth label dataset of the same questions is the
@@ -161,6 +162,9 @@ def main() -> int:
                         help="Train first on the rows asking when OBJECT appears (e.g. 'blue "
                              "circle'), then stage 1 from there.")  # fmt: skip
     parser.add_argument("--warm-up-steps", type=int, default=1500)
+    parser.add_argument("--every-presence", action="store_true",
+                        help="Training videos ask the presence question about every kind they "
+                             "show (write_world(every_presence=True)), not one.")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
@@ -191,7 +195,7 @@ def main() -> int:
 
     def make_world() -> None:
         write_world(world["train"], args.train, seed=args.seed + 1, prefix="t", kinds=kinds,
-                    labels=True)  # fmt: skip
+                    labels=True, every_presence=args.every_presence)  # fmt: skip
         write_world(world["test"], args.test, seed=args.seed + 2, prefix="h", kinds=kinds)
 
     stages.run("world", make_world)
