@@ -161,7 +161,9 @@ def main() -> int:
     parser.add_argument("--warm-up", default=None, metavar="OBJECT",
                         help="Train first on the rows asking when OBJECT appears (e.g. 'blue "
                              "circle'), then stage 1 from there.")  # fmt: skip
-    parser.add_argument("--warm-up-steps", type=int, default=1500)
+    parser.add_argument("--warm-up-steps", type=int, default=1500,
+                        help="About this many warm-up steps (whole epochs over the matching rows "
+                             "at batch size 8).")  # fmt: skip
     parser.add_argument("--every-presence", action="store_true",
                         help="Training videos ask the presence question about every kind they "
                              "show (write_world(every_presence=True)), not one.")  # fmt: skip
@@ -251,9 +253,7 @@ def main() -> int:
     for source in sources:
         data = world["train"] / "labels" if source == "truth" else labels / "dataset"
         stage1, stage2 = models / source / "stage1", models / source / "stage2"
-        yaml = models / source / "train.yaml"
-
-        warm = models / source / "warm-up"
+        yaml, warm = models / source / "train.yaml", models / source / "warm-up"
 
         def train_stage(stage: int, source=source, data=data, stage1=stage1, stage2=stage2,
                         yaml=yaml, warm=warm) -> None:  # fmt: skip
