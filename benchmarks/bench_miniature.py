@@ -5,7 +5,8 @@ or, where there is no command, its public API:
 
 1. world: ``--train`` and ``--test`` world videos with manifest and truth
    (`fsmodel.training.synthetic_data.write_world`; the held-out videos have another seed;
-   ``--every-presence``: each training video asks when each kind it shows appears);
+   ``--every-presence``: each video asks when each kind it shows appears, so held out the
+   swapped truth also pairs presence questions about different objects);
 2. labels: ``framesel labels run`` with the world's trained teachers
    (`fslabels.evaluation.teachers.world_run_config`), ``labels build``, ``labels score`` against
    the training truth; the world's ground-truth label dataset of the same questions is the
@@ -165,8 +166,8 @@ def main() -> int:
                         help="About this many warm-up steps (whole epochs over the matching rows "
                              "at batch size 8).")  # fmt: skip
     parser.add_argument("--every-presence", action="store_true",
-                        help="Training videos ask the presence question about every kind they "
-                             "show (write_world(every_presence=True)), not one.")  # fmt: skip
+                        help="Every video asks the presence question about each kind it shows "
+                             "(write_world(every_presence=True)), not one.")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
@@ -198,7 +199,8 @@ def main() -> int:
     def make_world() -> None:
         write_world(world["train"], args.train, seed=args.seed + 1, prefix="t", kinds=kinds,
                     labels=True, every_presence=args.every_presence)  # fmt: skip
-        write_world(world["test"], args.test, seed=args.seed + 2, prefix="h", kinds=kinds)
+        write_world(world["test"], args.test, seed=args.seed + 2, prefix="h", kinds=kinds,
+                    every_presence=args.every_presence)  # fmt: skip
 
     stages.run("world", make_world)
     train, test = _world_files(world["train"]), _world_files(world["test"])
