@@ -451,12 +451,16 @@ class WorldVideo:
         spans = tuple(self.span(e) for e in self.events if (e.color, e.shape) == kind)
         return WorldQuestion("presence", Event(0, 0, shape, color).question, (), "", spans, kind)
 
+    @property
+    def shown(self) -> list[tuple[str, str]]:
+        """The (colour, shape) kinds the video shows, in order of first appearance."""
+        return list(dict.fromkeys((e.color, e.shape) for e in self.events))
+
     def every_presence(self) -> tuple[WorldQuestion, ...]:
         """A presence question for every kind the video shows, in order of first appearance:
         rows whose frames are the same and whose truth differs, so only the question tells them
         apart."""
-        shown = dict.fromkeys((e.color, e.shape) for e in self.events)
-        return tuple(self.presence_question(kind) for kind in shown)
+        return tuple(self.presence_question(kind) for kind in self.shown)
 
 
 def world_video(rng: np.random.Generator, video_id: str, world: World = WORLD) -> WorldVideo:
@@ -491,8 +495,7 @@ def world_video(rng: np.random.Generator, video_id: str, world: World = WORLD) -
 def _questions(
     video: WorldVideo, rng: np.random.Generator, anchors: list[int], repeated: tuple[str, str]
 ) -> tuple[WorldQuestion, ...]:
-    events = video.events
-    shown = list(dict.fromkeys((e.color, e.shape) for e in events))
+    events, shown = video.events, video.shown
     presence = video.presence_question(shown[int(rng.integers(len(shown)))])
     a = anchors[int(rng.integers(len(anchors)))]
     anchor, after = events[a], events[a + 1]
