@@ -127,7 +127,7 @@ def test_every_presence_asks_about_each_kind_a_video_shows(tmp_path):
         asked = next(q for q in video.questions if q.kind == "presence")  # the drawn one is kept
         assert [list(x) for x in asked.spans] in [r["spans"] for r in presence]
         assert [r["kind"] for r in rows].count("order") == 1
-        # each presence row's spans are exactly its kind's events, disjoint from the others'
+        # each presence row's spans are exactly its kind's events
         for row, (c, s) in zip(presence, shown, strict=True):
             assert row["spans"] == [
                 list(video.span(e)) for e in video.events if (e.color, e.shape) == (c, s)
