@@ -25,7 +25,9 @@ or, where there is no command, its public API:
    bound), ``select build``, ``select score`` against the held-out truth, and against a
    "swapped" truth in which each question's spans are replaced by those of another question of
    the same video with disjoint spans: a selector that reads the question recalls those no
-   better than uniform sampling.
+   better than uniform sampling. The report also splits each row's picks into those on the
+   asked question's truth, on the video's other questions' truth only, and on neither
+   (`pick_split`).
 
 Each stage's result is kept under ``--out`` and a finished stage is not redone (a killed run
 continues: label runs, selection runs and trainings resume where they stopped; a run with other
@@ -59,6 +61,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +146,34 @@ def swapped_truth(truth: Path, out: Path) -> int:
                 rows.append({**record, "spans": partner["spans"]})
     write_jsonl(out, rows)
     return len(rows)
+
+
+def pick_split(selections: Path, truth: Path) -> dict[str, dict[str, float]]:
+    """Where each strategy's k = K picks land, per question on average: on the asked question's
+    truth candidates, on those of the video's other questions only, or on neither (with
+    ``--every-presence`` the other questions name every other object the video shows, so
+    "neither" is empty background). The ``"candidates"`` entry: how many candidates each group
+    holds per question."""
+    from fslabels.evaluation.selections import read_config
+    from fsmodel.metrics import candidates_in_spans
+
+    stamps = {v["video"]: np.asarray(v["timestamps"]) for v in read_config(selections, "videos")}
+    records = {r["sample_id"]: r for r in read_jsonl(truth) if r["video"] in stamps}
+    asked = {i: candidates_in_spans(r["spans"], stamps[r["video"]])[0] >= 0
+             for i, r in records.items()}  # fmt: skip
+    union: dict[str, np.ndarray] = {}
+    for i, r in records.items():
+        union[r["video"]] = union.get(r["video"], False) | asked[i]
+    split = {i: np.stack([m, union[records[i]["video"]] & ~m, ~union[records[i]["video"]]])
+             for i, m in asked.items()}  # fmt: skip
+    picked: dict[str, list[np.ndarray]] = {"candidates": [g.sum(1) for g in split.values()]}
+    for row in read_config(selections, "picks"):
+        if row["k"] == K and row["sample_id"] in split:
+            chosen = split[row["sample_id"]][:, np.asarray(row["positions"], np.int64)]
+            picked.setdefault(row["strategy"], []).append(chosen.sum(1))
+    names = ("asked", "other", "neither")
+    return {strategy: dict(zip(names, np.mean(values, axis=0).tolist(), strict=True))
+            for strategy, values in picked.items()}  # fmt: skip
 
 
 def main() -> int:
@@ -324,6 +356,7 @@ def main() -> int:
         results[name] = {
             "asked": json.loads((where / "score.json").read_text())["table"],
             "swapped": json.loads((where / "swapped.json").read_text())["table"],
+            "split": pick_split(where / "selections", test["truth"]),
         }
 
     quality = json.loads((labels / "quality.json").read_text()) if teacher_labels else None
@@ -389,12 +422,19 @@ def _report(results, quality, kinds, pairs) -> dict[str, Any]:
             row = "uniform" if strategy == "uniform" else f"{name}:{strategy.split(':')[1]}"
             cells = by_k[str(K)]
             swapped = got["swapped"].get(strategy, {}).get(str(K), {}).get("all", {})
-            data[row] = {"asked": cells, "swapped": swapped}
+            data[row] = {"asked": cells, "swapped": swapped, "split": got["split"][strategy]}
             text = "".join(
                 f" {cells[k]['recall']:>7.3f}/{cells[k]['coverage']:.3f}" if k in cells
                 else f" {'':>13}" for k in (*kinds, "all")
             )  # fmt: skip
             lines.append(f"  {row:<28}{text} {swapped.get('recall', float('nan')):>8.3f}")
+    lines.append("")
+    lines.append(f"where the {K} picks land, per question: on the asked question's truth / on the "
+                 "video's other questions' truth only / on neither")  # fmt: skip
+    candidates = next(iter(results.values()))["split"]["candidates"]
+    for row, split in [("(candidates)", candidates)] + [(r, d["split"]) for r, d in data.items()]:
+        lines.append(f"  {row:<28} {split['asked']:>6.2f} {split['other']:>6.2f} "
+                     f"{split['neither']:>6.2f}")  # fmt: skip
     return {"text": "\n".join(lines), "data": data}
 
 
