@@ -333,8 +333,10 @@ def main() -> int:
                                       "selector:nms,selector:topk,uniform"]  # fmt: skip
     if not args.no_mllm:
         vlm = str(teacher_paths()["vlm"])
-        runs["mllm"] = ["--strategies", "mllm:nms,mllm:topk", "--set",
-                        "scorers.mllm.backend=transformers", "--set", f"scorers.mllm.model={vlm}",
+        # cot: the teacher judges as it labels (it was never trained on the direct prompt)
+        runs["mllm"] = ["--strategies", "mllm:nms,mllm:topk", "--set", "scorers.mllm.cot=true",
+                        "--set", "scorers.mllm.backend=transformers",
+                        "--set", f"scorers.mllm.model={vlm}",
                         "--set", "scorers.mllm.backend_options={device: cpu, dtype: float32}"]  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     for name, options in runs.items():
