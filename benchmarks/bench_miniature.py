@@ -19,7 +19,10 @@ or, where there is no command, its public API:
    OBJECT`` a first stage trains on the rows that ask when that one object appears
    (``data.questions``) for ``--warm-up-steps``: with one question the frames alone tell where
    to look, which is what gets a random selector off its plateau (on the world's mixed rows it
-   stays at the score prior for 5,000+ steps, measured); stage 1 then starts from it;
+   stays at the score prior for 5,000+ steps, measured); stage 1 then starts from it. With
+   ``--presence-epochs N`` a stage on the presence rows alone comes next (with
+   ``--every-presence`` only the question tells them apart), and stage 1 on all the kinds
+   starts from it: this curriculum is what makes the selector read the question (README);
 4. selection on the held-out videos: ``framesel select run`` (each trained selector with nms and
    top-k, uniform, and the online per-frame M-LLM scorer, i.e. the spatial teacher, as an upper
    bound), ``select build``, ``select score`` against the held-out truth, and against a
@@ -197,6 +200,10 @@ def main() -> int:
     parser.add_argument("--warm-up-steps", type=int, default=1500,
                         help="About this many warm-up steps (whole epochs over the matching rows "
                              "at batch size 8).")  # fmt: skip
+    parser.add_argument("--presence-epochs", type=int, default=0, metavar="N",
+                        help="Between the warm-up and stage 1, N epochs on the presence rows "
+                             "only; stage 1 (all kinds) then starts from there (0: no such "
+                             "stage).")  # fmt: skip
     parser.add_argument("--every-presence", action="store_true",
                         help="Every video asks the presence question about each kind it shows "
                              "(write_world(every_presence=True)), not one.")  # fmt: skip
@@ -288,13 +295,17 @@ def main() -> int:
         data = world["train"] / "labels" if source == "truth" else labels / "dataset"
         stage1, stage2 = models / source / "stage1", models / source / "stage2"
         yaml, warm = models / source / "train.yaml", models / source / "warm-up"
+        presence = models / source / "presence"
+        start = models / "scratch"  # where the presence stage, else stage 1, starts
+        if args.warm_up:
+            start = warm / "final"
 
-        def train_stage(stage: int, source=source, data=data, stage1=stage1, stage2=stage2,
-                        yaml=yaml, warm=warm) -> None:  # fmt: skip
+        def train_stage(stage: int | str, source=source, data=data, stage1=stage1, stage2=stage2,
+                        yaml=yaml, warm=warm, presence=presence, start=start) -> None:  # fmt: skip
             yaml.parent.mkdir(parents=True, exist_ok=True)
             _train_config(
                 yaml,
-                warm / "final" if args.warm_up else models / "scratch",
+                presence / "final" if args.presence_epochs else start,
                 stage1,
                 data,
                 train["videos"],
@@ -308,6 +319,10 @@ def main() -> int:
                       "--set", f"data.questions={warm_up_pattern}",
                       "--set", f"optim.epochs={warm_up_epochs}",
                       "--set", f"optim.lr={args.stage1_lr}"] if stage == 0 else
+                     ["--set", f"model={start}", "--set", f"output_dir={presence}",
+                      "--set", r"data.questions=^When does the .+ appear\?$",
+                      "--set", f"optim.epochs={args.presence_epochs}",
+                      "--set", f"optim.lr={args.stage1_lr}"] if stage == "presence" else
                      ["--set", "stage=2", "--set", f"model={stage1 / 'final'}",
                       "--set", f"output_dir={stage2}", "--set", f"optim.epochs={args.epochs[1]}",
                       "--set", "optim.lr=0.001",
@@ -318,6 +333,8 @@ def main() -> int:
 
         if args.warm_up:
             stages.run(f"train {source}: warm-up", lambda s=train_stage: s(0))
+        if args.presence_epochs:
+            stages.run(f"train {source}: presence", lambda s=train_stage: s("presence"))
         stages.run(f"train {source}: stage 1", lambda s=train_stage: s(1))
         stages.run(f"train {source}: stage 2 (LoRA)", lambda s=train_stage: s(2))
         finals[source] = stage2 / "final"
