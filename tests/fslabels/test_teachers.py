@@ -1,8 +1,8 @@
 """The world's teachers (fslabels.evaluation.teachers): the committed weights come from the
 current recipe, and labelled through the production path on freshly seeded world videos they
 give captions and spatial labels that match the truth — closely enough that the judge shown
-other frames than the question's (the videos with their halves swapped) fails the same check.
-(The temporal teacher does not reach its targets yet: its labels are only checked to be read
+other frames than the question's (the videos with their halves swapped) fails the same check,
+and the fused labels carry both teachers' labels. (The temporal teacher does not reach its targets yet: its labels are only checked to be read
 without failures; see the README.)"""
 
 from __future__ import annotations
@@ -85,3 +85,17 @@ def test_the_judge_shown_other_frames_fails_the_check(measured):
     right = score_rows(got["rows"], truth).table["spatial"]["all"]["auc"]
     wrong = score_rows(rows, truth).table["spatial"]["all"]["auc"]
     assert right >= 0.9 and wrong <= 0.7, (right, wrong)
+
+
+def test_the_fused_label_carries_both_teachers(measured):
+    """Every fused label of the production run is the mean of the spatial and the temporal
+    label (the paper's fusion): a run whose fusion dropped either source fails here, because
+    on these videos the two teachers disagree on many frames."""
+    _, got = measured
+    spatial = np.array([row["spatial"] for row in got["rows"]])
+    temporal = np.array([row["temporal"] for row in got["rows"]])
+    fused = np.array([row["scores"] for row in got["rows"]])
+    assert np.isfinite(fused).all()
+    np.testing.assert_allclose(fused, (spatial + temporal) / 2, atol=1e-6)
+    # the check has teeth: either source alone is far from the fused label on some frames
+    assert np.abs(fused - spatial).max() > 0.2 and np.abs(fused - temporal).max() > 0.2
