@@ -72,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": metrics,
     }
     (args.out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    new = flatten(metrics)
-    old = flatten(before["metrics"]) if before else {}
-    same_recipe = before is not None and before.get("recipe_hash") == record["recipe_hash"]
-    worst = 0.0
     print(f"trained in {trained:.0f} s; {metrics['questions']} questions measured")
+    same = before is not None and before.get("recipe_hash") == record["recipe_hash"]
+    return compare_metrics(flatten(metrics), flatten(before["metrics"]) if before else None, same)
+
+
+def compare_metrics(new: dict[str, float], old: dict[str, float] | None, same_recipe: bool) -> int:
+    """Print each new metric beside the committed one; 1 when the recipe is the same and a
+    metric moved by more than `TOLERANCE`, else 0."""
+    old = old or {}
+    worst = 0.0
     for key, value in new.items():
         was = old.get(key)
         delta = "" if was is None else f"  (committed {was:.3f}, Δ {value - was:+.3f})"
