@@ -11,7 +11,7 @@ LMMS_VENV ?= .venv-lmms
 export FRAMESEL_LABEL_STUDIO ?= $(abspath $(LS_VENV))/bin/label-studio
 export FRAMESEL_LMMS_PYTHON ?= $(abspath $(LMMS_VENV))/bin/python
 
-.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms setup-test lock demo test teachers fresh-check lint format bench clean
+.PHONY: setup setup-vllm setup-labelstudio setup-chromium setup-lmms setup-test lock demo test teachers answerer fresh-check lint format bench clean
 
 # Every venv installs from its lock in scripts/locks/ (uv, hashes); `make lock` re-writes the locks
 # from scripts/locks/*.in and pyproject.toml (UPGRADE=1: newest versions the inputs allow).
@@ -48,6 +48,9 @@ test: setup-test     ## lint + the whole suite on both cores (vLLM tests include
 
 teachers: setup      ## retrain the world's teacher models from their recipe, measure and store them (≈ 40 min)
 	OMP_NUM_THREADS=2 $(VENV)/bin/python -m fslabels.evaluation.teachers.build
+
+answerer: setup      ## retrain the world's downstream answerer from the M-LLM teacher, measure and store it (≈ 25 min)
+	OMP_NUM_THREADS=2 $(VENV)/bin/python -m fslabels.evaluation.teachers.world_answerer
 
 fresh-check:         ## clone HEAD into a temp dir and time the Quick start commands there (≈ 10–15 min)
 	@bash scripts/fresh_clone_check.sh

@@ -9,7 +9,9 @@ so a label run here can be scored against truth (`fslabels.quality`).
 The weights ship with the package (``weights/vlm``, ``weights/llm``) with ``teachers.json``: the
 hash of the recipe that built them (`recipe_hash`) and the metrics measured when they were built.
 ``make teachers`` rebuilds them; CI checks the hash and re-measures the committed weights on
-freshly seeded videos (`measure_teachers`).
+freshly seeded videos (`measure_teachers`). Beside them, ``weights/answerer``: the world's frozen
+downstream answerer for ``framesel eval qa``, trained from the M-LLM teacher by its own recipe
+(`fslabels.evaluation.teachers.world_answerer`, ``make answerer``).
 
 Example:
     >>> paths = teacher_paths()  # doctest: +SKIP

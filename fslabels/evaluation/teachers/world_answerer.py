@@ -1,0 +1,335 @@
+"""The world's frozen downstream answerer: a tiny Qwen2-VL that answers the world's
+multiple-choice questions from the k frames it is shown.
+
+``framesel eval qa`` needs a video LLM that answers from the frames a strategy picks; offline, a
+random-weight model answers at chance whatever it is shown. This one is trained once on
+`fsmodel.synthetic.WORLD` videos, never on a selector's picks, and then only read: the
+accuracy-vs-k curves of `benchmarks/bench_miniature.py` come from it.
+
+**Recipe** (`ANSWERER_RECIPE`, seeded): it starts from the M-LLM teacher (`teacher_paths`), which
+already tells the world's frame contents apart, and learns with next-token loss on the reply (the
+option letter) to answer the world's count questions from a subset of a video's 32 candidates,
+in time order, in exactly the chat the production `Answerer` builds (k images, then
+`build_prompt`'s text). Each subset holds every candidate inside the question's truth spans and
+random others, 2-12 candidates in all for the first 1,500 steps, then 2-32 (``phases``); it never
+sees a selector's picks. What was measured on the way (30 fresh videos, option-letter accuracy):
+
+- random subsets of 2-32 candidates, order and count questions: the letter loss stays at chance
+  for 2,000 steps (count questions with all 32 frames: 800 steps);
+- order and count, subsets of at most 12 holding the truth, then random subsets of 2-32 holding
+  it in half of them: count 0.37 from the truth frames, 0.33 from 8 frames without them;
+- the same with the truth in every subset: count 0.40 and 0.40, order 0.40 whatever it is shown;
+- count alone, subsets of at most 12 holding the truth, 800 steps: 0.63 and 0.17, and from
+  uniform frames 0.17 at k = 2 up to 0.53 at k = 32.
+
+Order questions stay at chance in every variant tried (the truth frames alone, 800 steps; the
+text-only task "Which option is the blue bar?", 3,000 steps): copying the letter of the option
+that names what was seen is not learned at this size in minutes, and training on them only
+flattens count. So this answerer reads count questions; on order questions it answers from its
+prior, and `measure_answerer` reports both.
+
+The weights ship at ``weights/answerer`` with ``answerer.json``: the hash of the recipe (the
+training code, `ANSWERER_RECIPE`, the world and the M-LLM teacher's files) and the accuracy
+measured on freshly seeded videos (`measure_answerer`). Rebuild with ``make answerer``
+(``python -m fslabels.evaluation.teachers.world_answerer``), which prints the new accuracy beside
+the committed one; with the same recipe each must come within ±0.02.
+
+Example:
+    >>> from fslabels.evaluation.answerer import Answerer
+    >>> answerer = Answerer(model=str(answerer_path()), scoring="likelihood")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import string
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fslabels.evaluation.teachers import TEACHERS_DIR, teacher_paths
+from fsmodel.synthetic import WORLD, world_videos
+
+__all__ = [
+    "ANSWERER_RECIPE",
+    "RECORD_FILE",
+    "answerer_path",
+    "answerer_recipe_hash",
+    "bounds_positions",
+    "measure_answerer",
+    "stored_answerer_record",
+    "train_answerer",
+    "world_accuracy",
+]
+
+RECORD_FILE = "answerer.json"
+MEASURE_SEED = 20261207
+KS = (2, 4, 8, 16, 32)
+MULTIPLE_CHOICE = ("order", "count")  # the world's question kinds with options
+
+# Everything the recipe runs with (hashed with this file's source into the recipe hash).
+ANSWERER_RECIPE: dict[str, Any] = {
+    "seed": 0,
+    "train_videos": 2000,
+    "kinds": ["count"],
+    # from step s on: subsets of k in [low, high] candidates, this share of them with the truth
+    "phases": [[0, [2, 12], 1.0], [1500, [2, 32], 1.0]],
+    "steps": 3000,
+    "batch": 8,
+    "lr": 2e-3,
+}
+
+Log = Callable[[str], None]
+
+
+def answerer_path(root: str | os.PathLike[str] | None = None) -> Path:
+    """The committed answerer's directory (or the one under ``root``).
+
+    Raises:
+        FileNotFoundError: no weights there (rebuild them with ``make answerer``).
+    """
+    path = (Path(root) if root is not None else TEACHERS_DIR) / "answerer"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no answerer weights at {path}; build them with `make answerer`")
+    return path
+
+
+def answerer_recipe_hash(teacher: str | os.PathLike[str] | None = None) -> str:
+    """A sha256 of the recipe — the training code's source (`train_answerer`, `_messages`, the
+    shared `_language_loop`), `ANSWERER_RECIPE` — the world, and the M-LLM teacher's files."""
+    import inspect
+
+    from fslabels.evaluation.teachers.recipe import _language_loop
+
+    digest = hashlib.sha256()
+    for code in (train_answerer, _messages, _language_loop):
+        digest.update(inspect.getsource(code).encode())
+    digest.update(json.dumps(ANSWERER_RECIPE, sort_keys=True).encode())
+    digest.update(repr(WORLD).encode())
+    vlm = Path(teacher) if teacher is not None else teacher_paths()["vlm"]
+    for path in sorted(p for p in vlm.iterdir() if p.is_file()):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _messages(k: int, text: str, reply: str | None = None) -> list[dict[str, Any]]:
+    """The production answerer's chat (`Answerer.render` with images): k images, then text."""
+    messages = [
+        {"role": "user", "content": [*([{"type": "image"}] * k), {"type": "text", "text": text}]}
+    ]
+    if reply is not None:
+        messages.append({"role": "assistant", "content": reply})
+    return messages
+
+
+def train_answerer(
+    out: str | os.PathLike[str], teacher: str | os.PathLike[str] | None = None, log: Log = print
+) -> Path:
+    """Train the answerer into ``out`` from the M-LLM teacher (see the module docstring)."""
+    import torch
+    from PIL import Image
+    from transformers import Qwen2VLForConditionalGeneration
+
+    from fslabels.evaluation.prompts import build_prompt
+    from fslabels.evaluation.teachers.recipe import _decoded_candidates, _language_loop
+    from fslabels.vlm import load_processor
+    from fsmodel.metrics import candidates_in_spans
+
+    spec = ANSWERER_RECIPE
+    out = Path(out)
+    vlm = Path(teacher) if teacher is not None else teacher_paths()["vlm"]
+    torch.manual_seed(spec["seed"])
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(vlm, out)
+    model = Qwen2VLForConditionalGeneration.from_pretrained(out).to(torch.float32)
+    processor = load_processor(out)
+    videos = world_videos(spec["train_videos"], seed=spec["seed"] + 5000, prefix="a")
+    with tempfile.TemporaryDirectory(prefix="framesel-answerer-") as scratch:
+        start = time.perf_counter()
+        decoded = _decoded_candidates(videos, Path(scratch))
+        log(f"answerer: {len(videos)} videos decoded ({time.perf_counter() - start:.0f} s)")
+    asked = [
+        (
+            question,
+            c.frames,
+            np.flatnonzero(candidates_in_spans(question.spans, c.timestamps)[0] >= 0),
+        )
+        for video, c in zip(videos, decoded, strict=True)
+        for question in video.questions
+        if question.kind in spec["kinds"]
+    ]
+    rng = np.random.default_rng(spec["seed"] + 3)
+    everything = np.arange(WORLD.num_candidates)
+    phase = list(spec["phases"][0])
+
+    def on_step(step: int) -> None:
+        phase[:] = [p for p in spec["phases"] if step >= p[0]][-1]
+
+    def example() -> tuple[list[Any], str]:
+        question, candidates, truth = asked[int(rng.integers(len(asked)))]
+        _, (low, high), with_truth = phase
+        k = int(rng.integers(low, high + 1))
+        if rng.random() < with_truth:
+            rest = np.setdiff1d(everything, truth)
+            fill = rng.choice(rest, size=max(0, k - len(truth)), replace=False)
+            shown = np.sort(np.concatenate([truth, fill]))
+        else:
+            shown = np.sort(rng.choice(everything, size=k, replace=False))
+        prompt = build_prompt(question.question, list(question.options))
+        letter = string.ascii_uppercase[list(question.options).index(question.answer)]
+        text = processor.apply_chat_template(
+            _messages(len(shown), prompt.text, letter), tokenize=False
+        )
+        return [Image.fromarray(candidates[p]) for p in shown], text
+
+    def batch_inputs(batch: list[tuple[list[Any], str]]) -> dict[str, Any]:
+        return processor(images=[image for images, _ in batch for image in images],
+                         text=[text for _, text in batch], padding=True, return_tensors="pt")  # fmt: skip
+
+    _language_loop(
+        model, processor.tokenizer, example, batch_inputs, spec, "answerer", log, on_step
+    )
+    model.eval().save_pretrained(out)
+    return out
+
+
+def bounds_positions(
+    truth: np.ndarray, k: int, rng: np.random.Generator, num_candidates: int = WORLD.num_candidates
+) -> dict[str, np.ndarray]:
+    """The two bounds' picks: ``oracle`` (every truth candidate, whatever k) and ``none`` (k
+    random candidates outside the truth, fewer when there are not k)."""
+    rest = np.setdiff1d(np.arange(num_candidates), truth)
+    none = np.sort(rng.choice(rest, size=min(k, len(rest)), replace=False))
+    return {"oracle": np.asarray(truth), "none": none}
+
+
+def world_accuracy(
+    world: dict[str, Path],
+    model: str | os.PathLike[str] | None = None,
+    ks: Sequence[int] = KS,
+    seed: int = MEASURE_SEED,
+) -> dict[str, Any]:
+    """The answerer's accuracy (option-letter likelihood, the production `Answerer`) on the
+    multiple-choice questions of a written world (`write_world`'s ``videos``, ``manifest`` and
+    ``truth``), per kind: from the ``uniform`` picks at each k, from every candidate inside the
+    truth spans (``oracle``) and from 8 random candidates outside them (``none@8``).
+
+    Returns:
+        ``{"table": {kind: {"uniform@k": acc, ..., "oracle": acc, "none@8": acc}},
+        "questions": {kind: n}, "seconds"}``.
+    """
+    from fslabels.evaluation.answerer import Answerer
+    from fslabels.evaluation.prompts import build_prompt, gold_answer
+    from fsmodel.metrics import candidates_in_spans
+    from fsmodel.selection import uniform
+    from fsmodel.video import sample_candidates
+
+    def read(path: Path) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    spans = {(t["video"], t["question"]): t["spans"] for t in read(world["truth"])}
+    items = [row for row in read(world["manifest"]) if row["options"]]
+    kinds = {(t["video"], t["question"]): t["kind"] for t in read(world["truth"])}
+    answerer = Answerer(model=str(model or answerer_path()), scoring="likelihood")
+    rng = np.random.default_rng(seed)
+    right: dict[str, dict[str, list[bool]]] = {}
+    start = time.perf_counter()
+    decoded: dict[str, Any] = {}
+    for row in items:
+        if row["video"] not in decoded:
+            decoded = {row["video"]: sample_candidates(
+                world["videos"] / row["video"], num_candidates=WORLD.num_candidates, size=None)}  # fmt: skip
+        candidates = decoded[row["video"]]
+        n = len(candidates.frames)
+        groups, _ = candidates_in_spans(spans[row["video"], row["question"]], candidates.timestamps)
+        prompt = build_prompt(row["question"], row["options"])
+        gold = gold_answer(row["answer"], row["options"], "text")
+        picks = {f"uniform@{k}": uniform(np.zeros(n), k) for k in ks}
+        bounds = bounds_positions(np.flatnonzero(groups >= 0), 8, rng, n)
+        picks |= {"oracle": bounds["oracle"], "none@8": bounds["none"]}
+        cells = right.setdefault(kinds[row["video"], row["question"]], {})
+        for name, shown in picks.items():
+            got = answerer.answer(candidates.frames[np.unique(shown)], prompt).likelihood_choice
+            cells.setdefault(name, []).append(got == gold)
+    return {
+        "table": {kind: {n: float(np.mean(v)) for n, v in c.items()} for kind, c in right.items()},
+        "questions": {kind: len(next(iter(c.values()))) for kind, c in right.items()},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def measure_answerer(
+    work: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    count: int = 12,
+    seed: int = MEASURE_SEED,
+) -> dict[str, Any]:
+    """`world_accuracy` on ``count`` freshly written world videos (order and count questions,
+    whichever kinds the recipe trains on)."""
+    from fsmodel.training.synthetic_data import write_world
+
+    world = write_world(Path(work) / "world", count, seed=seed, prefix="m",
+                        kinds=MULTIPLE_CHOICE)  # fmt: skip
+    return world_accuracy(world, model, seed=seed)
+
+
+def stored_answerer_record(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """What ``answerer.json`` says: ``recipe_hash``, ``metrics``, ``measured_on``."""
+    path = (Path(root) if root is not None else TEACHERS_DIR) / RECORD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; build the answerer with `make answerer`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make answerer``: train, measure, compare with the committed record, store."""
+    import torch
+
+    from fslabels.evaluation.teachers.build import compare_metrics
+
+    parser = argparse.ArgumentParser(description="Train the world's answerer and store it.")
+    parser.add_argument("--out", type=Path, default=TEACHERS_DIR)
+    parser.add_argument("--count", type=int, default=30, help="World videos to measure on.")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        before = stored_answerer_record(args.out)
+    except FileNotFoundError:
+        before = None
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="framesel-answerer-") as scratch:
+        trained = train_answerer(Path(scratch) / "answerer")
+        seconds = time.perf_counter() - start
+        metrics = measure_answerer(Path(scratch) / "measure", trained, count=args.count)
+        shutil.rmtree(args.out / "answerer", ignore_errors=True)
+        shutil.copytree(trained, args.out / "answerer")
+    record = {
+        "recipe_hash": answerer_recipe_hash(),
+        "train_seconds": round(seconds),
+        "measured_on": {"videos": args.count, "seed": MEASURE_SEED},
+        "metrics": metrics,
+    }
+    (args.out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"trained in {seconds:.0f} s; questions {metrics['questions']}")
+    same = before is not None and before.get("recipe_hash") == record["recipe_hash"]
+    return compare_metrics(_flat(metrics), _flat(before["metrics"]) if before else None, same)
+
+
+def _flat(metrics: dict[str, Any]) -> dict[str, float]:
+    return {f"{kind}/{name}": value for kind, cells in metrics["table"].items()
+            for name, value in cells.items()}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
