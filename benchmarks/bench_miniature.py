@@ -31,6 +31,14 @@ or, where there is no command, its public API:
    better than uniform sampling. The report also splits each row's picks into those on the
    asked question's truth, on the video's other questions' truth only, and on neither
    (`pick_split`).
+5. downstream QA on the held-out order and count questions (presence questions have no options):
+   ``framesel eval qa --selections`` per selection run and question kind, k = 2, 4, 8, 16, 32,
+   with the world's frozen answerer (`fslabels.evaluation.teachers.world_answerer`: trained on
+   count questions from frame subsets, never on a selector's picks; it answers order questions
+   from its prior) scoring the option letters by likelihood; its accuracy from every truth
+   candidate (oracle) and from 8 candidates outside the truth (no relevant frame) are the bounds
+   (`world_answerer.world_accuracy`, through the API: no strategy picks by truth). ``--no-qa``
+   skips it.
 
 Each stage's result is kept under ``--out`` and a finished stage is not redone (a killed run
 continues: label runs, selection runs and trainings resume where they stopped; a run with other
@@ -42,9 +50,6 @@ recall@8 with the asked question >= uniform's + 0.2, and against another questio
 uniform's - 0.05. The full run checks recall@8 >= 0.85 and, against another question's frames,
 <= uniform's. (Recall is checked on top-k: a truth span covers 1-3 adjacent candidates and nms
 at k = 8 of n = 32 never picks two neighbours.)
-
-Not built yet: the downstream QA stage (a trained answerer, accuracy vs k via ``framesel eval
-qa``).
 
     python benchmarks/bench_miniature.py [--out runs/miniature] [--train 200] [--test 40]
     python benchmarks/bench_miniature.py --quick [--out DIR]
@@ -72,6 +77,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 K = 8
+QA_KS = (2, 4, 8, 16, 32)
 SOURCES = ("fused", "spatial", "temporal", "truth")
 TARGET_COLUMN = {"fused": "scores", "spatial": "spatial", "temporal": "temporal", "truth": "scores"}
 
@@ -190,6 +196,8 @@ def main() -> int:
     parser.add_argument("--sources", default=",".join(SOURCES), help="Label sources to train on.")
     parser.add_argument("--kinds", default="presence,order,count", help="Question kinds asked.")
     parser.add_argument("--no-mllm", action="store_true", help="Skip the M-LLM upper bound.")
+    parser.add_argument("--no-qa", action="store_true",
+                        help="Skip the downstream QA (the world's answerer, framesel eval qa).")  # fmt: skip
     parser.add_argument("--init", choices=("scratch", "teacher-llm"), default="scratch",
                         help="The selector to train: random weights, or framesel model init "
                              "with the temporal teacher's LLM (world-pretrained).")  # fmt: skip
@@ -378,8 +386,52 @@ def main() -> int:
             "split": pick_split(where / "selections", test["truth"]),
         }
 
+    # --- downstream QA on the held-out videos --------------------------------------------------
+    qa: dict[str, Any] = {}
+    asked_mc = [kind for kind in kinds if kind != "presence"]  # presence has no options
+    if not args.no_qa and asked_mc:
+        from fslabels.evaluation.teachers.world_answerer import answerer_path, world_accuracy
+
+        answerer = answerer_path()
+        by_kind = {(t["video"], t["question"]): t["kind"] for t in read_jsonl(test["truth"])}
+        for kind in asked_mc:
+            write_jsonl(select / f"qa-{kind}.jsonl",
+                        [row for row in read_jsonl(test["manifest"])
+                         if by_kind[row["video"], row["question"]] == kind])  # fmt: skip
+        for name in runs:
+            where = select / name
+            strategies = ("uniform," if name == _first(results) else "") + (
+                "mllm:nms,mllm:topk" if name == "mllm" else "selector:nms,selector:topk"
+            )
+            for kind in asked_mc:
+
+                def answer(where=where, strategies=strategies, kind=kind) -> None:
+                    got = framesel("eval", "qa", "--work", str(where / f"qa-{kind}"),
+                                   "--videos", str(test["videos"]),
+                                   "--manifest", str(select / f"qa-{kind}.jsonl"),
+                                   "--selections", str(where / "selections"),
+                                   "--strategies", strategies, "--k", ",".join(map(str, QA_KS)),
+                                   "--model", str(answerer), "--answer-format", "text",
+                                   "--set", "answerer.scoring=likelihood",
+                                   "--set", "frame_size=null", "--no-plots", "--no-progress",
+                                   "--json", log=logs / f"qa-{where.name}.log")  # fmt: skip
+                    (where / f"qa-{kind}.json").write_text(got)
+
+                stages.run(f"qa: {name} ({kind})", answer)
+                for row in json.loads((where / f"qa-{kind}.json").read_text())["report"]["rows"]:
+                    qa.setdefault(_qa_row(name, row["strategy"]), {}).setdefault(kind, {})[
+                        row["k"]] = {"accuracy": row["accuracy"],
+                                     "answer_seconds": row["answer_seconds"]}  # fmt: skip
+
+        def bounds() -> None:
+            got = world_accuracy(test, answerer, ks=QA_KS)
+            (select / "qa-bounds.json").write_text(json.dumps(got, indent=2))
+
+        stages.run("qa: oracle + no-evidence bounds", bounds)
+        qa["bounds"] = json.loads((select / "qa-bounds.json").read_text())["table"]
+
     quality = json.loads((labels / "quality.json").read_text()) if teacher_labels else None
-    report = _report(results, quality, kinds, pairs)
+    report = _report(results, quality, kinds, pairs, qa)
     print(report["text"])
     print()
     print(stages.table())
@@ -419,7 +471,12 @@ def _train_config(path: Path, model: Path, out: Path, data: Path, videos: Path, 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _report(results, quality, kinds, pairs) -> dict[str, Any]:
+def _qa_row(name: str, strategy: str) -> str:
+    """The report's row name of an eval qa strategy of a selection run."""
+    return "uniform" if strategy == "uniform" else f"{name}:{strategy.split(':')[1]}"
+
+
+def _report(results, quality, kinds, pairs, qa) -> dict[str, Any]:
     lines = ["label quality on the training videos (framesel labels score, k = 8)"]
     lines.append(f"  {'source':<9} {'kind':<9} {'auc':>6} {'recall':>7} {'coverage':>9}")
     for source in ("spatial", "temporal", "fused") if quality else ():
@@ -454,6 +511,22 @@ def _report(results, quality, kinds, pairs) -> dict[str, Any]:
     for row, split in [("(candidates)", candidates)] + [(r, d["split"]) for r, d in data.items()]:
         lines.append(f"  {row:<28} {split['asked']:>6.2f} {split['other']:>6.2f} "
                      f"{split['neither']:>6.2f}")  # fmt: skip
+    if qa:
+        bounds = qa.pop("bounds")
+        lines.append("")
+        lines.append("downstream accuracy of the world's answerer (framesel eval qa, option-letter "
+                     "likelihood) from k frames; in brackets: answer seconds per question")  # fmt: skip
+        for kind in bounds:
+            lines.append(f"  {kind:<28}" + "".join(f" {f'k={k}':>14}" for k in QA_KS))
+            for row, by_kind in qa.items():
+                cells = by_kind.get(kind, {})
+                lines.append(f"  {row:<28}" + "".join(
+                    f" {cells[k]['accuracy']:>6.3f} ({cells[k]['answer_seconds']:.3f})"
+                    if k in cells else f" {'':>14}" for k in QA_KS))  # fmt: skip
+            lines.append(f"  {'oracle (truth frames)':<28} {bounds[kind]['oracle']:>6.3f}   "
+                         f"no relevant frame (k=8) {bounds[kind]['none@8']:.3f}   "
+                         f"uniform via the API, k=8: {bounds[kind]['uniform@8']:.3f}")  # fmt: skip
+        data["qa"] = {"rows": qa, "bounds": bounds}
     return {"text": "\n".join(lines), "data": data}
 
 
