@@ -238,9 +238,8 @@ def world_accuracy(
     def read(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
-    spans = {(t["video"], t["question"]): t["spans"] for t in read(world["truth"])}
+    truth = {(t["video"], t["question"]): t for t in read(world["truth"])}
     items = [row for row in read(world["manifest"]) if row["options"]]
-    kinds = {(t["video"], t["question"]): t["kind"] for t in read(world["truth"])}
     answerer = Answerer(model=str(model or answerer_path()), scoring="likelihood")
     rng = np.random.default_rng(seed)
     right: dict[str, dict[str, list[bool]]] = {}
@@ -252,13 +251,14 @@ def world_accuracy(
                 world["videos"] / row["video"], num_candidates=WORLD.num_candidates, size=None)}  # fmt: skip
         candidates = decoded[row["video"]]
         n = len(candidates.frames)
-        groups, _ = candidates_in_spans(spans[row["video"], row["question"]], candidates.timestamps)
+        asked = truth[row["video"], row["question"]]
+        groups, _ = candidates_in_spans(asked["spans"], candidates.timestamps)
         prompt = build_prompt(row["question"], row["options"])
         gold = gold_answer(row["answer"], row["options"], "text")
         picks = {f"uniform@{k}": uniform(np.zeros(n), k) for k in ks}
         bounds = bounds_positions(np.flatnonzero(groups >= 0), 8, rng, n)
         picks |= {"oracle": bounds["oracle"], "none@8": bounds["none"]}
-        cells = right.setdefault(kinds[row["video"], row["question"]], {})
+        cells = right.setdefault(asked["kind"], {})
         for name, shown in picks.items():
             got = answerer.answer(candidates.frames[np.unique(shown)], prompt).likelihood_choice
             cells.setdefault(name, []).append(got == gold)
