@@ -477,15 +477,17 @@ def _qa_row(name: str, strategy: str) -> str:
 
 
 def _report(results, quality, kinds, pairs, qa) -> dict[str, Any]:
-    lines = ["label quality on the training videos (framesel labels score, k = 8)"]
-    lines.append(f"  {'source':<9} {'kind':<9} {'auc':>6} {'recall':>7} {'coverage':>9}")
-    for source in ("spatial", "temporal", "fused") if quality else ():
-        for kind in (*kinds, "all"):
-            got = quality["table"].get(source, {}).get(kind)
-            if got:
-                lines.append(f"  {source:<9} {kind:<9} {got['auc']:>6.3f} {got['recall']:>7.3f} "
-                             f"{got['coverage']:>9.3f}")  # fmt: skip
-    lines.append("")
+    lines = []
+    if quality:  # no teacher labels: ground-truth labels only
+        lines.append("label quality on the training videos (framesel labels score, k = 8)")
+        lines.append(f"  {'source':<9} {'kind':<9} {'auc':>6} {'recall':>7} {'coverage':>9}")
+        for source in ("spatial", "temporal", "fused"):
+            for kind in (*kinds, "all"):
+                got = quality["table"].get(source, {}).get(kind)
+                if got:
+                    lines.append(f"  {source:<9} {kind:<9} {got['auc']:>6.3f} "
+                                 f"{got['recall']:>7.3f} {got['coverage']:>9.3f}")  # fmt: skip
+        lines.append("")
     lines.append(f"held-out picks, k = {K}: recall@{K} / coverage@{K} per question kind; "
                  f"'swapped': recall@{K} against another question's frames ({pairs} questions)")  # fmt: skip
     head = "".join(f" {kind:>13}" for kind in (*kinds, "all"))
