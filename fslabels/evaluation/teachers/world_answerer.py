@@ -76,7 +76,7 @@ MEASURE_SEED = 20261207
 KS = (2, 4, 8, 16, 32)
 MULTIPLE_CHOICE = ("order", "count")  # the world's question kinds with options
 
-# Everything the recipe runs with (hashed with this file's source into the recipe hash).
+# Everything the recipe runs with (hashed with the training code into the recipe hash).
 ANSWERER_RECIPE: dict[str, Any] = {
     "seed": 0,
     "train_videos": 2000,
@@ -275,8 +275,8 @@ def measure_answerer(
     count: int = 12,
     seed: int = MEASURE_SEED,
 ) -> dict[str, Any]:
-    """`world_accuracy` on ``count`` freshly written world videos (order and count questions,
-    whichever kinds the recipe trains on)."""
+    """`world_accuracy` on ``count`` freshly written world videos, on their order and count
+    questions (both, whichever the recipe trains on)."""
     from fsmodel.training.synthetic_data import write_world
 
     world = write_world(Path(work) / "world", count, seed=seed, prefix="m",
