@@ -419,7 +419,7 @@ def main() -> int:
 
                 stages.run(f"qa: {name} ({kind})", answer)
                 for row in json.loads((where / f"qa-{kind}.json").read_text())["report"]["rows"]:
-                    qa.setdefault(_qa_row(name, row["strategy"]), {}).setdefault(kind, {})[
+                    qa.setdefault(_row_name(name, row["strategy"]), {}).setdefault(kind, {})[
                         row["k"]] = {"accuracy": row["accuracy"],
                                      "answer_seconds": row["answer_seconds"]}  # fmt: skip
 
@@ -471,8 +471,8 @@ def _train_config(path: Path, model: Path, out: Path, data: Path, videos: Path, 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _qa_row(name: str, strategy: str) -> str:
-    """The report's row name of an eval qa strategy of a selection run."""
+def _row_name(name: str, strategy: str) -> str:
+    """The report's row name of a selection run's strategy (selection and QA tables)."""
     return "uniform" if strategy == "uniform" else f"{name}:{strategy.split(':')[1]}"
 
 
@@ -497,7 +497,7 @@ def _report(results, quality, kinds, pairs, qa) -> dict[str, Any]:
         for strategy, by_k in got["asked"].items():
             if name.startswith("selector-") and strategy == "uniform" and name != _first(results):
                 continue
-            row = "uniform" if strategy == "uniform" else f"{name}:{strategy.split(':')[1]}"
+            row = _row_name(name, strategy)
             cells = by_k[str(K)]
             swapped = got["swapped"].get(strategy, {}).get(str(K), {}).get("all", {})
             data[row] = {"asked": cells, "swapped": swapped, "split": got["split"][strategy]}
