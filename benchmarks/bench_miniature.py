@@ -42,7 +42,8 @@ or, where there is no command, its public API:
 
 Each stage's result is kept under ``--out`` and a finished stage is not redone (a killed run
 continues: label runs, selection runs and trainings resume where they stopped; a run with other
-settings refuses an ``--out`` that holds one); a time table per stage ends the run.
+settings refuses an ``--out`` that holds one; the QA stages run again when the answerer's files
+changed, e.g. after ``make answerer``); a time table per stage ends the run.
 
 ``--quick``: 60 training and 16 held-out videos, presence and order questions, fused labels
 only, no M-LLM row, fixed seed; about 5 minutes on 2 cores. Its checks: the selector's top-k
@@ -84,23 +85,32 @@ TARGET_COLUMN = {"fused": "scores", "spatial": "spatial", "temporal": "temporal"
 
 class Stages:
     """Runs named stages once: a finished stage is recorded in ``out/stages.json`` with its
-    seconds and skipped on a re-run."""
+    seconds (and its ``key``, if given) and skipped on a re-run; a stage whose key changed (an
+    input it reads that the settings do not name, e.g. the answerer's weights) runs again."""
 
     def __init__(self, out: Path) -> None:
         self.file = out / "stages.json"
-        self.done: dict[str, float] = (
-            json.loads(self.file.read_text()) if self.file.is_file() else {}
-        )
+        self.done: dict[str, float] = {}
+        self.keys: dict[str, str] = {}
+        recorded = json.loads(self.file.read_text()) if self.file.is_file() else {}
+        for name, value in recorded.items():
+            seconds, key = value if isinstance(value, list) else (value, None)
+            self.done[name] = seconds
+            if key is not None:
+                self.keys[name] = key
 
-    def run(self, name: str, work) -> None:
-        if name in self.done:
+    def run(self, name: str, work, key: str | None = None) -> None:
+        if name in self.done and self.keys.get(name) == key:
             print(f"[cached] {name} ({self.done[name]:.0f} s)", flush=True)
             return
         print(f"[stage] {name}", flush=True)
         start = time.perf_counter()
         work()
         self.done[name] = time.perf_counter() - start
-        self.file.write_text(json.dumps(self.done, indent=2))
+        if key is not None:
+            self.keys[name] = key
+        recorded = {n: [s, self.keys[n]] if n in self.keys else s for n, s in self.done.items()}
+        self.file.write_text(json.dumps(recorded, indent=2))
 
     def table(self) -> str:
         lines = [f"{'stage':<40} {'seconds':>8}"]
@@ -390,9 +400,11 @@ def main() -> int:
     qa: dict[str, Any] = {}
     asked_mc = [kind for kind in kinds if kind != "presence"]  # presence has no options
     if not args.no_qa and asked_mc:
+        from fslabels.evaluation.scorers import model_content_id
         from fslabels.evaluation.teachers.world_answerer import answerer_path, world_accuracy
 
         answerer = answerer_path()
+        answerer_key = model_content_id(answerer)  # a rebuilt answerer re-runs the QA stages
         by_kind = {(t["video"], t["question"]): t["kind"] for t in read_jsonl(test["truth"])}
         for kind in asked_mc:
             write_jsonl(select / f"qa-{kind}.jsonl",
@@ -417,7 +429,7 @@ def main() -> int:
                                    "--json", log=logs / f"qa-{where.name}.log")  # fmt: skip
                     (where / f"qa-{kind}.json").write_text(got)
 
-                stages.run(f"qa: {name} ({kind})", answer)
+                stages.run(f"qa: {name} ({kind})", answer, key=answerer_key)
                 for row in json.loads((where / f"qa-{kind}.json").read_text())["report"]["rows"]:
                     qa.setdefault(_row_name(name, row["strategy"]), {}).setdefault(kind, {})[
                         row["k"]] = {"accuracy": row["accuracy"],
@@ -427,7 +439,7 @@ def main() -> int:
             got = world_accuracy(test, answerer, ks=QA_KS)
             (select / "qa-bounds.json").write_text(json.dumps(got, indent=2))
 
-        stages.run("qa: oracle + no-evidence bounds", bounds)
+        stages.run("qa: oracle + no-evidence bounds", bounds, key=answerer_key)
         qa["bounds"] = json.loads((select / "qa-bounds.json").read_text())["table"]
 
     quality = json.loads((labels / "quality.json").read_text()) if teacher_labels else None
