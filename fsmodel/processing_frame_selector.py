@@ -62,6 +62,10 @@ class FrameSelectorProcessor(ProcessorMixin):
             tokens per frame). A model must be trained with the layout it is used with.
         frame_separators: wrap each frame in ``<|vision_start|>…<|vision_end|>`` (default: the
             whole frame block is wrapped once).
+        question_first: write the question (and options) before the frames instead of after
+            them (default, the paper's layout). The LLM is causal, so only with the question
+            first can each frame's tokens attend to it; with it last, all the matching of
+            question to frames happens in the few tokens after the frames.
 
     Example:
         >>> processor = FrameSelectorProcessor.from_backbones(
@@ -78,6 +82,7 @@ class FrameSelectorProcessor(ProcessorMixin):
         instruction: str = DEFAULT_INSTRUCTION,
         timestamp_format: str | None = None,
         frame_separators: bool = False,
+        question_first: bool = False,
         **kwargs: Any,
     ):
         if isinstance(pooled_grid, bool) or not isinstance(pooled_grid, int) or pooled_grid < 1:
@@ -94,6 +99,7 @@ class FrameSelectorProcessor(ProcessorMixin):
         self.instruction = instruction
         self.timestamp_format = timestamp_format
         self.frame_separators = bool(frame_separators)
+        self.question_first = bool(question_first)
         super().__init__(image_processor, tokenizer, **kwargs)
         vocab = tokenizer.get_vocab()
         missing = [t for t in LAYOUT_TOKENS if t not in vocab]
@@ -117,7 +123,7 @@ class FrameSelectorProcessor(ProcessorMixin):
         ``None`` picks torchvision where it imports) and the LLM's tokenizer.
 
         ``kwargs`` go to the constructor (``pooled_grid``, ``instruction``, ``timestamp_format``,
-        ``frame_separators``).
+        ``frame_separators``, ``question_first``).
         """
         image_processor = AutoImageProcessor.from_pretrained(vision, backend=backend)
         tokenizer = AutoTokenizer.from_pretrained(llm)
@@ -262,7 +268,7 @@ class FrameSelectorProcessor(ProcessorMixin):
                 f"the question/options contain layout tokens {sorted(forbidden)} "
                 f"({', '.join(LAYOUT_TOKENS)} are reserved)"
             )
-        tail = user_part + self._encode("<|im_end|>\n<|im_start|>assistant\n")
+        end_of_turn = self._encode("<|im_end|>\n<|im_start|>assistant\n")
         stamps: list[list[int]] = [[] for _ in range(n)]
         if self.timestamp_format is not None:
             if timestamps is None or len(timestamps) != n:
@@ -277,13 +283,17 @@ class FrameSelectorProcessor(ProcessorMixin):
         if self.frame_separators:
             frame = start + frame + end
         ids = list(head)
+        if self.question_first:
+            ids += user_part
         if not self.frame_separators:
             ids += start
         for stamp in stamps:
             ids += stamp + frame
         if not self.frame_separators:
             ids += end
-        return [*ids, *tail, self.layout_ids[SCORE_TOKEN]]
+        if not self.question_first:
+            ids += user_part
+        return [*ids, *end_of_turn, self.layout_ids[SCORE_TOKEN]]
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -269,6 +269,7 @@ def build_scratch_selector(
     init: float = 0.125,
     rope_theta: float = 10_000.0,
     seed: int = 0,
+    question_first: bool = False,
 ) -> Path:
     """Write a selector with fresh random weights for from-scratch ground-truth checks: a SigLIP
     tower of ``vision``'s size and a Qwen2 LLM of ``layers`` x ``hidden``, with ``llm``'s
@@ -278,7 +279,8 @@ def build_scratch_selector(
     tiny model's hidden states so small that the score head needs weights of ~1000 to read them,
     and Adam takes ~1e6 steps to grow those; about 1/sqrt(hidden) trains in minutes. RoPE uses
     base ``rope_theta`` (Qwen2.5's 1e6 leaves a 16-dim head few rotation frequencies that tell
-    frames 9 tokens apart; 1e4 localises frames sooner and more sharply).
+    frames 9 tokens apart; 1e4 localises frames sooner and more sharply). ``question_first``
+    is the processor's layout option (the question before the frames).
 
     Returns:
         ``Path(out_dir)``, loadable with ``AutoModel`` / ``AutoProcessor``.
@@ -290,7 +292,7 @@ def build_scratch_selector(
     from fsmodel.modeling_frame_selector import FrameSelectorModel
     from fsmodel.processing_frame_selector import FrameSelectorProcessor
 
-    processor = FrameSelectorProcessor.from_backbones(vision, llm)
+    processor = FrameSelectorProcessor.from_backbones(vision, llm, question_first=question_first)
     vision_config = AutoConfig.from_pretrained(vision)
     vision_config = getattr(vision_config, "vision_config", vision_config)
     text = AutoConfig.from_pretrained(llm).to_dict()

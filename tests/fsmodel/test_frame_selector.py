@@ -369,6 +369,28 @@ def test_processor_per_frame_separators(processor, model):
     assert out.logits.shape[-1] == 4  # one logit per frame given
 
 
+def test_processor_question_first_layout(processor, model, tmp_path):
+    first = FrameSelectorProcessor(
+        processor.image_processor, processor.tokenizer, question_first=True
+    )
+    options = ["red", "B. blue"]
+    row = first(frames=_frames(0, 4), question=QUESTION, options=options)["input_ids"][0]
+    text = processor.tokenizer.decode(row.tolist())
+    assert text.startswith(
+        f"<|im_start|>user\n{processor.instruction}\n\nQuestion: {QUESTION}\nOptions:\n"
+        "A. red\nB. blue<|vision_start|>"
+    )
+    assert text.endswith("<|vision_end|><|im_end|>\n<|im_start|>assistant\n<|video_pad|>")
+    assert first.prompt_length(128, QUESTION, options) == processor.prompt_length(
+        128, QUESTION, options
+    )
+    first.save_pretrained(tmp_path)
+    assert FrameSelectorProcessor.from_pretrained(tmp_path).question_first is True
+    with torch.no_grad():
+        out = model(**first(frames=_frames(0, 4), question=QUESTION))
+    assert out.logits.shape[-1] == 4
+
+
 def test_processor_batches_are_left_padded(processor):
     batch = processor(
         frames=[_frames(1, 3), list(_frames(2, 3))],
