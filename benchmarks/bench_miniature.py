@@ -225,6 +225,10 @@ def main() -> int:
     parser.add_argument("--every-presence", action="store_true",
                         help="Every video asks the presence question about each kind it shows "
                              "(write_world(every_presence=True)), not one.")  # fmt: skip
+    parser.add_argument("--question-first", action="store_true",
+                        help="The selector's processor writes the question before the frames "
+                             "(FrameSelectorProcessor(question_first=True)), so each frame's "
+                             "tokens can attend to it.")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
@@ -233,6 +237,8 @@ def main() -> int:
               "(other size options are ignored)")  # fmt: skip
         args.train, args.test, args.epochs = 60, 16, (30, 2)
         args.sources, args.kinds, args.no_mllm = "fused", "presence,order", True
+    if args.question_first and args.init != "scratch":
+        parser.error("--question-first builds the selector's processor: only with --init scratch")
     sources = [s for s in args.sources.split(",") if s]
     kinds = tuple(k for k in args.kinds.split(",") if k)
     out = args.out
@@ -292,7 +298,8 @@ def main() -> int:
         tiny = build_all(models / "tiny", seed=args.seed)
         if args.init == "scratch":
             build_scratch_selector(models / "scratch", tiny["siglip"], tiny["qwen2"],
-                                   num_candidates=n, layers=4, hidden=64, seed=args.seed)  # fmt: skip
+                                   num_candidates=n, layers=4, hidden=64, seed=args.seed,
+                                   question_first=args.question_first)  # fmt: skip
         else:  # the paper's way: pretrained backbones, here the temporal teacher's LLM
             framesel("model", "init", "--out", str(models / "scratch"), "--vision",
                      str(tiny["siglip"]), "--llm", str(teacher_paths()["llm"]), "--n", str(n),

@@ -146,6 +146,8 @@ def main() -> int:
                              "more of them, with one question per kind")  # fmt: skip
     parser.add_argument("--distractors", type=int, default=2, help="other events per video, max")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--question-first", action="store_true",
+                        help="the processor's layout with the question before the frames")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="keep everything here")
     args = parser.parse_args()
     multi = args.kinds > 1
@@ -206,7 +208,13 @@ def main() -> int:
         spread = dataset("spread", args.held_out, "spread")
         tiny = build_all(root / "tiny-models")
         scratch = build_scratch_selector(
-            root / "scratch", tiny["siglip"], tiny["qwen2"], num_candidates=N, layers=4, hidden=64
+            root / "scratch",
+            tiny["siglip"],
+            tiny["qwen2"],
+            num_candidates=N,
+            layers=4,
+            hidden=64,
+            question_first=args.question_first,
         )
         data_s = time.perf_counter() - t0
 
