@@ -92,11 +92,22 @@ def init(
             "--tiny", help="Write an offline tiny selector (random weights) for demos and tests."
         ),
     ] = False,
+    question_first: Annotated[
+        bool,
+        typer.Option(
+            "--question-first",
+            help="Write the question before the frames in the prompt (default: after them, the "
+            "paper's layout), so each frame's tokens can attend to it. Train and use the "
+            "selector with the layout it was made with.",
+        ),
+    ] = False,
 ) -> None:
     """Create an untrained selector from pretrained backbones (fresh projector, query and head)."""
     from cli.console import stdout
 
     console = stdout()
+    if tiny and question_first:
+        raise typer.BadParameter("--tiny writes the default layout; drop --question-first")
     if tiny:
         from fsmodel.tiny import build_tiny_selector
 
@@ -106,7 +117,9 @@ def init(
     from fsmodel import FrameSelectorModel, FrameSelectorProcessor
 
     model = FrameSelectorModel.from_backbones(vision=vision, llm=llm, num_candidates=num_candidates)
-    processor = FrameSelectorProcessor.from_backbones(vision=vision, llm=llm)
+    processor = FrameSelectorProcessor.from_backbones(
+        vision=vision, llm=llm, question_first=question_first
+    )
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())

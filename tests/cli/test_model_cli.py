@@ -23,6 +23,16 @@ def test_init_tiny_writes_a_loadable_selector(selector_dir):
     assert (selector_dir / "modeling_frame_selector.py").exists()
 
 
+def test_init_from_backbones_with_the_question_first(tiny_models, tmp_path):
+    from fsmodel import FrameSelectorProcessor
+
+    out = tmp_path / "qf"
+    args = ["model", "init", "--out", str(out), "--vision", str(tiny_models["siglip"]),
+            "--llm", str(tiny_models["qwen2"]), "--n", "8", "--question-first"]  # fmt: skip
+    assert main(args) == 0
+    assert FrameSelectorProcessor.from_pretrained(out).question_first is True
+
+
 def test_select_json_and_plot(selector_dir, h264_clip, tmp_path, capsys):
     plot = tmp_path / "plot.png"
     args = ["model", "select", str(h264_clip.path), "When does the red circle appear?",
