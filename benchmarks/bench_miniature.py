@@ -22,7 +22,11 @@ or, where there is no command, its public API:
    stays at the score prior for 5,000+ steps, measured); stage 1 then starts from it. With
    ``--presence-epochs N`` a stage on the presence rows alone comes next (with
    ``--every-presence`` only the question tells them apart), and stage 1 on all the kinds
-   starts from it: this curriculum is what makes the selector read the question (README);
+   starts from it: this curriculum is what makes the selector read the question (README).
+   With ``--question-first`` the scratch selector's processor writes the question before the
+   frames (`FrameSelectorProcessor(question_first=True)`): the LLM is causal, so only then can
+   each frame's tokens attend to it; on the curriculum it lifts held-out recall@8 from 0.76 to
+   0.92 (README);
 4. selection on the held-out videos: ``framesel select run`` (each trained selector with nms and
    top-k, uniform, and the online per-frame M-LLM scorer, i.e. the spatial teacher, as an upper
    bound), ``select build``, ``select score`` against the held-out truth, and against a
