@@ -52,6 +52,7 @@ __all__ = [
     "Answerer",
     "AnswererConfig",
     "ContinuationScore",
+    "chat_messages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,22 @@ _PER_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_
 VIDEO_FAMILIES = frozenset(
     {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "llava_next_video", "video_llava"}
 )
+
+
+def chat_messages(
+    num_frames: int, text: str, frames_as: str = "images", reply: str | None = None
+) -> list[dict[str, Any]]:
+    """The answerer's chat: one user turn with the frames (one video entry with
+    ``frames_as="video"``, else ``num_frames`` image entries) then ``text``; with ``reply``, the
+    assistant's turn after it (what training on answers needs)."""
+    if frames_as == "video":
+        visual = [{"type": "video"}]
+    else:
+        visual = [{"type": "image"} for _ in range(num_frames)]
+    messages = [{"role": "user", "content": [*visual, {"type": "text", "text": text}]}]
+    if reply is not None:
+        messages.append({"role": "assistant", "content": reply})
+    return messages
 
 
 @dataclass
@@ -305,14 +322,10 @@ class Answerer:
         """The chat-template text for ``num_frames`` frames followed by ``text`` (with the
         generation prompt)."""
         self.resolve()
-        if self.frames_as == "video":
-            visual = [{"type": "video"}]
-        else:
-            visual = [{"type": "image"} for _ in range(num_frames)]
-        messages = [{"role": "user", "content": [*visual, {"type": "text", "text": text}]}]
         return self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+            chat_messages(num_frames, text, self.frames_as), tokenize=False,
+            add_generation_prompt=True,
+        )  # fmt: skip
 
     def inputs(self, frames: Sequence[Any] | np.ndarray, text: str) -> tuple[str, Any]:
         """``(rendered prompt, model inputs on the model's device)`` for the frames and text.

@@ -104,14 +104,16 @@ def answerer_path(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def answerer_recipe_hash(teacher: str | os.PathLike[str] | None = None) -> str:
-    """A sha256 of the recipe — the training code's source (`train_answerer`, `_messages`, the
-    shared `_language_loop`), `ANSWERER_RECIPE` — the world, and the M-LLM teacher's files."""
+    """A sha256 of the recipe — the training code's source (`train_answerer`, the answerer's
+    `chat_messages`, the shared `_language_loop`), `ANSWERER_RECIPE` — the world, and the M-LLM
+    teacher's files."""
     import inspect
 
+    from fslabels.evaluation.answerer import chat_messages
     from fslabels.evaluation.teachers.recipe import _language_loop
 
     digest = hashlib.sha256()
-    for code in (train_answerer, _messages, _language_loop):
+    for code in (train_answerer, chat_messages, _language_loop):
         digest.update(inspect.getsource(code).encode())
     digest.update(json.dumps(ANSWERER_RECIPE, sort_keys=True).encode())
     digest.update(repr(WORLD).encode())
@@ -122,16 +124,6 @@ def answerer_recipe_hash(teacher: str | os.PathLike[str] | None = None) -> str:
     return digest.hexdigest()
 
 
-def _messages(k: int, text: str, reply: str | None = None) -> list[dict[str, Any]]:
-    """The production answerer's chat (`Answerer.render` with images): k images, then text."""
-    messages = [
-        {"role": "user", "content": [*([{"type": "image"}] * k), {"type": "text", "text": text}]}
-    ]
-    if reply is not None:
-        messages.append({"role": "assistant", "content": reply})
-    return messages
-
-
 def train_answerer(
     out: str | os.PathLike[str], teacher: str | os.PathLike[str] | None = None, log: Log = print
 ) -> Path:
@@ -140,6 +132,7 @@ def train_answerer(
     from PIL import Image
     from transformers import Qwen2VLForConditionalGeneration
 
+    from fslabels.evaluation.answerer import chat_messages
     from fslabels.evaluation.prompts import build_prompt
     from fslabels.evaluation.teachers.recipe import _decoded_candidates, _language_loop
     from fslabels.vlm import load_processor
@@ -189,7 +182,7 @@ def train_answerer(
         prompt = build_prompt(question.question, list(question.options))
         letter = string.ascii_uppercase[list(question.options).index(question.answer)]
         text = processor.apply_chat_template(
-            _messages(len(shown), prompt.text, letter), tokenize=False
+            chat_messages(len(shown), prompt.text, reply=letter), tokenize=False
         )
         return [Image.fromarray(candidates[p]) for p in shown], text
 
