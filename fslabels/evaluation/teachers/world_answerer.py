@@ -32,7 +32,11 @@ The weights ship at ``weights/answerer`` with ``answerer.json``: the hash of the
 training code, `ANSWERER_RECIPE`, the world and the M-LLM teacher's files) and the accuracy
 measured on freshly seeded videos (`measure_answerer`). Rebuild with ``make answerer``
 (``python -m fslabels.evaluation.teachers.world_answerer``), which prints the new accuracy beside
-the committed one; with the same recipe each must come within ±0.02.
+the committed one; with the same recipe each must come within ±0.02. The build is bit-for-bit
+repeatable at a fixed thread count (``make answerer`` pins ``OMP_NUM_THREADS=2``); with one thread
+the weights differ and, measured once, single cells of the 30-question table moved by up to 0.23
+(count from 8 frames without the truth 0.40 instead of 0.27, uniform at k = 32 0.47 instead of
+0.63): read one cell as ±0.2, not ±0.02.
 
 Example:
     >>> from fslabels.evaluation.answerer import Answerer
