@@ -552,7 +552,9 @@ class FrameSource:
             return self._pixels[memo]
         frames = decode_candidates(item, self.frame_size, self.reader)
         # The processor's own image path, so training sees what select_frames feeds the model.
-        pixels = self.processor(frames=frames, question="frames", return_tensors="pt")
+        pixels = self.processor(
+            frames=frames, question="frames", timestamps=item.timestamps, return_tensors="pt"
+        )
         values = pixels["pixel_values"][0]
         if self.memory:
             self._pixels[memo] = values

@@ -236,6 +236,18 @@ def test_candidates_that_differ_from_the_labelled_ones_are_refused(
     assert cached.cache.hits == 1
 
 
+def test_frame_source_reads_pixels_for_a_processor_with_timestamps(labels_dir, tiny_models):
+    from transformers import AutoModel, AutoProcessor
+
+    sample = load_samples(labels_dir)[0]
+    model = AutoModel.from_pretrained(tiny_models["selector"])
+    processor = AutoProcessor.from_pretrained(tiny_models["selector"])
+    stamped = AutoProcessor.from_pretrained(tiny_models["selector"], timestamp_format="{t:.1f}s")
+    assert stamped.timestamp_format == "{t:.1f}s"
+    plain = FrameSource(model, processor).pixel_values(sample)
+    assert torch.equal(FrameSource(model, stamped).pixel_values(sample), plain)
+
+
 def test_cached_features_give_the_same_loss_as_pixels(labels_dir, tiny_models, tmp_path):
     from transformers import AutoModel, AutoProcessor
 
