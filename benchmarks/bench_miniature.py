@@ -246,6 +246,10 @@ def main() -> int:
                         help="The selector's processor writes the question before the frames "
                              "(FrameSelectorProcessor(question_first=True)), so each frame's "
                              "tokens can attend to it.")  # fmt: skip
+    parser.add_argument("--timestamps", default=None, metavar="FORMAT",
+                        help="The scratch selector's processor writes each frame's time before "
+                             "its tokens (FrameSelectorProcessor(timestamp_format=FORMAT), e.g. "
+                             "'{t:.1f}s').")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
@@ -254,8 +258,9 @@ def main() -> int:
               "(other size options are ignored)")  # fmt: skip
         args.train, args.test, args.epochs = 60, 16, (30, 2)
         args.sources, args.kinds, args.no_mllm = "fused", "presence,order", True
-    if args.question_first and args.init != "scratch":
-        parser.error("--question-first builds the selector's processor: only with --init scratch")
+    if (args.question_first or args.timestamps) and args.init != "scratch":
+        parser.error("--question-first and --timestamps build the scratch selector's processor: "
+                     "only with --init scratch")  # fmt: skip
     sources = [s for s in args.sources.split(",") if s]
     kinds = tuple(k for k in args.kinds.split(",") if k)
     out = args.out
@@ -316,7 +321,8 @@ def main() -> int:
         if args.init == "scratch":
             build_scratch_selector(models / "scratch", tiny["siglip"], tiny["qwen2"],
                                    num_candidates=n, layers=4, hidden=64, seed=args.seed,
-                                   question_first=args.question_first)  # fmt: skip
+                                   question_first=args.question_first,
+                                   timestamp_format=args.timestamps)  # fmt: skip
         else:  # the paper's way: pretrained backbones, here the temporal teacher's LLM
             framesel("model", "init", "--out", str(models / "scratch"), "--vision",
                      str(tiny["siglip"]), "--llm", str(teacher_paths()["llm"]), "--n", str(n),

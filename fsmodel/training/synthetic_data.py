@@ -270,6 +270,7 @@ def build_scratch_selector(
     rope_theta: float = 10_000.0,
     seed: int = 0,
     question_first: bool = False,
+    timestamp_format: str | None = None,
 ) -> Path:
     """Write a selector with fresh random weights for from-scratch ground-truth checks: a SigLIP
     tower of ``vision``'s size and a Qwen2 LLM of ``layers`` x ``hidden``, with ``llm``'s
@@ -280,7 +281,8 @@ def build_scratch_selector(
     and Adam takes ~1e6 steps to grow those; about 1/sqrt(hidden) trains in minutes. RoPE uses
     base ``rope_theta`` (Qwen2.5's 1e6 leaves a 16-dim head few rotation frequencies that tell
     frames 9 tokens apart; 1e4 localises frames sooner and more sharply). ``question_first``
-    is the processor's layout option (the question before the frames).
+    and ``timestamp_format`` are the processor's layout options (the question before the
+    frames; each frame's time written before its tokens).
 
     Returns:
         ``Path(out_dir)``, loadable with ``AutoModel`` / ``AutoProcessor``.
@@ -292,7 +294,9 @@ def build_scratch_selector(
     from fsmodel.modeling_frame_selector import FrameSelectorModel
     from fsmodel.processing_frame_selector import FrameSelectorProcessor
 
-    processor = FrameSelectorProcessor.from_backbones(vision, llm, question_first=question_first)
+    processor = FrameSelectorProcessor.from_backbones(
+        vision, llm, question_first=question_first, timestamp_format=timestamp_format
+    )
     vision_config = AutoConfig.from_pretrained(vision)
     vision_config = getattr(vision_config, "vision_config", vision_config)
     text = AutoConfig.from_pretrained(llm).to_dict()

@@ -427,6 +427,23 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(
 # --- learning ---------------------------------------------------------------------------------
 
 
+def test_scratch_selector_carries_the_processor_layout(tiny_models, tmp_path):
+    from transformers import AutoProcessor
+
+    from fsmodel.training.synthetic_data import build_scratch_selector
+
+    model = build_scratch_selector(
+        tmp_path / "scratch", tiny_models["siglip"], tiny_models["qwen2"], num_candidates=N,
+        question_first=True, timestamp_format="{t:.1f}s",
+    )  # fmt: skip
+    processor = AutoProcessor.from_pretrained(model)
+    assert (processor.question_first, processor.timestamp_format) == (True, "{t:.1f}s")
+    plain = AutoProcessor.from_pretrained(build_scratch_selector(
+        tmp_path / "plain", tiny_models["siglip"], tiny_models["qwen2"], num_candidates=N
+    ))  # fmt: skip
+    assert (plain.question_first, plain.timestamp_format) == (False, None)
+
+
 @pytest.mark.slow
 def test_a_selector_trained_from_scratch_finds_the_event(tiny_models, tmp_path):
     """A small version of benchmarks/bench_train_quality.py: ground-truth labels, no
