@@ -244,8 +244,9 @@ def main() -> int:
                              "(write_world(every_presence=True)), not one.")  # fmt: skip
     parser.add_argument("--question-first", action="store_true",
                         help="The selector's processor writes the question before the frames "
-                             "(FrameSelectorProcessor(question_first=True)), so each frame's "
-                             "tokens can attend to it.")  # fmt: skip
+                             "(FrameSelectorProcessor(question_first=True); with --init "
+                             "teacher-llm: framesel model init --question-first), so each "
+                             "frame's tokens can attend to it.")  # fmt: skip
     parser.add_argument("--timestamps", default=None, metavar="FORMAT",
                         help="The scratch selector's processor writes each frame's time before "
                              "its tokens (FrameSelectorProcessor(timestamp_format=FORMAT), e.g. "
@@ -258,9 +259,9 @@ def main() -> int:
               "(other size options are ignored)")  # fmt: skip
         args.train, args.test, args.epochs = 60, 16, (30, 2)
         args.sources, args.kinds, args.no_mllm = "fused", "presence,order", True
-    if (args.question_first or args.timestamps) and args.init != "scratch":
-        parser.error("--question-first and --timestamps build the scratch selector's processor: "
-                     "only with --init scratch")  # fmt: skip
+    if args.timestamps and args.init != "scratch":
+        parser.error("--timestamps builds the scratch selector's processor: only with --init "
+                     "scratch")  # fmt: skip
     sources = [s for s in args.sources.split(",") if s]
     kinds = tuple(k for k in args.kinds.split(",") if k)
     out = args.out
@@ -326,6 +327,7 @@ def main() -> int:
         else:  # the paper's way: pretrained backbones, here the temporal teacher's LLM
             framesel("model", "init", "--out", str(models / "scratch"), "--vision",
                      str(tiny["siglip"]), "--llm", str(teacher_paths()["llm"]), "--n", str(n),
+                     *(["--question-first"] if args.question_first else []),
                      log=logs / "init.log")  # fmt: skip
 
     stages.run(f"selector init ({args.init})", scratch)
