@@ -36,7 +36,7 @@ or, where there is no command, its public API:
    asked question's truth, on the video's other questions' truth only, and on neither
    (`pick_split`). With ``--every-presence`` both scores are also reported on the held-out
    videos that show at least 4 object kinds (`crowded_videos`), where the full run checks them
-   too;
+   too.
 5. downstream QA on the held-out order and count questions (presence questions have no options):
    ``framesel eval qa --selections`` per selection run and question kind, k = 2, 4, 8, 16, 32,
    with the world's frozen answerer (`fslabels.evaluation.teachers.world_answerer`: trained on
@@ -55,8 +55,9 @@ changed, e.g. after ``make answerer``); a time table per stage ends the run.
 only, no M-LLM row, fixed seed; about 5 minutes on 2 cores. Its checks: the selector's top-k
 recall@8 with the asked question >= uniform's + 0.2, and against another question's frames <=
 uniform's - 0.05. The full run checks recall@8 >= 0.85 and, against another question's frames,
-<= uniform's (on every held-out question and on the videos with >= 4 kinds). (Recall is checked on top-k: a truth span covers 1-3 adjacent candidates and nms
-at k = 8 of n = 32 never picks two neighbours.)
+<= uniform's (on every held-out question and on the videos with >= 4 kinds). (Recall is
+checked on top-k: a truth span covers 1-3 adjacent candidates and nms at k = 8 of n = 32 never
+picks two neighbours.)
 
     python benchmarks/bench_miniature.py [--out runs/miniature] [--train 200] [--test 40]
     python benchmarks/bench_miniature.py --quick [--out DIR]
