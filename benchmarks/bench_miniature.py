@@ -541,7 +541,7 @@ def _row_name(name: str, strategy: str) -> str:
     return "uniform" if strategy == "uniform" else f"{name}:{strategy.split(':')[1]}"
 
 
-def _report(results, quality, kinds, pairs, qa, crowded: int) -> dict[str, Any]:
+def _report(results, quality, kinds, pairs, qa, crowded_count: int) -> dict[str, Any]:
     lines = []
     if quality:  # no teacher labels: ground-truth labels only
         lines.append("label quality on the training videos (framesel labels score, k = 8)")
@@ -584,7 +584,7 @@ def _report(results, quality, kinds, pairs, qa, crowded: int) -> dict[str, Any]:
                 crowded_lines.append(table_row(row, cells, swapped))
     if crowded_lines:
         lines.append(f"  the held-out videos that show >= {MIN_KINDS} object kinds "
-                     f"({crowded} videos):")  # fmt: skip
+                     f"({crowded_count} videos):")  # fmt: skip
         lines.extend(crowded_lines)
     lines.append("")
     lines.append(f"where the {K} picks land, per question: on the asked question's truth / on the "
