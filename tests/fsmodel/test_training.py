@@ -428,16 +428,17 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(
 
 
 def test_scratch_selector_carries_the_processor_layout(tiny_models, tmp_path):
-    from transformers import AutoProcessor
+    from transformers import AutoConfig, AutoProcessor
 
     from fsmodel.training.synthetic_data import build_scratch_selector
 
     model = build_scratch_selector(
         tmp_path / "scratch", tiny_models["siglip"], tiny_models["qwen2"], num_candidates=N,
-        question_first=True, timestamp_format="{t:.1f}s",
+        question_first=True, timestamp_format="{t:.1f}s", pooled_grid=1,
     )  # fmt: skip
     processor = AutoProcessor.from_pretrained(model)
     assert (processor.question_first, processor.timestamp_format) == (True, "{t:.1f}s")
+    assert processor.pooled_grid == AutoConfig.from_pretrained(model).pooled_grid == 1
     plain = AutoProcessor.from_pretrained(build_scratch_selector(
         tmp_path / "plain", tiny_models["siglip"], tiny_models["qwen2"], num_candidates=N
     ))  # fmt: skip
