@@ -267,10 +267,11 @@ def main() -> int:
     kinds = tuple(k for k in args.kinds.split(",") if k)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    settings.pop("out")
+    settings = _settings(args)
     recorded = out / "settings.json"
-    if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(settings)):
+    # An option added after a run was recorded reads as its default there.
+    before = _settings(parser.parse_args([]))
+    if recorded.is_file() and {**before, **json.loads(recorded.read_text())} != settings:
         raise SystemExit(f"{out} holds a run with other settings ({recorded}); pick another --out")
     recorded.write_text(json.dumps(settings, indent=2))
     stages = Stages(out)
@@ -507,6 +508,12 @@ def main() -> int:
     (out / "report.json").write_text(json.dumps({**report["data"], "stages": stages.done,
                                                  "checks": checks}, indent=2))  # fmt: skip
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _settings(options: argparse.Namespace) -> dict[str, Any]:
+    """The options as ``settings.json`` records them (JSON values; ``--out`` left out)."""
+    return json.loads(json.dumps({k: (str(v) if isinstance(v, Path) else v)
+                                  for k, v in vars(options).items() if k != "out"}))  # fmt: skip
 
 
 def _world_files(directory: Path) -> dict[str, Path]:
