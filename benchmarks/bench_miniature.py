@@ -252,6 +252,9 @@ def main() -> int:
                         help="The scratch selector's processor writes each frame's time before "
                              "its tokens (FrameSelectorProcessor(timestamp_format=FORMAT), e.g. "
                              "'{t:.1f}s').")  # fmt: skip
+    parser.add_argument("--pooled-grid", type=int, default=3, metavar="G",
+                        help="The scratch selector's tokens per frame side (3: the paper's 3x3; "
+                             "1: one token per frame, ~3.5x faster training steps).")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args = parser.parse_args()
@@ -260,9 +263,9 @@ def main() -> int:
               "(other size options are ignored)")  # fmt: skip
         args.train, args.test, args.epochs = 60, 16, (30, 2)
         args.sources, args.kinds, args.no_mllm = "fused", "presence,order", True
-    if args.timestamps and args.init != "scratch":
-        parser.error("--timestamps builds the scratch selector's processor: only with --init "
-                     "scratch")  # fmt: skip
+    if (args.timestamps or args.pooled_grid != 3) and args.init != "scratch":
+        parser.error("--timestamps and --pooled-grid build the scratch selector: only with "
+                     "--init scratch")  # fmt: skip
     sources = [s for s in args.sources.split(",") if s]
     kinds = tuple(k for k in args.kinds.split(",") if k)
     out = args.out
@@ -325,7 +328,8 @@ def main() -> int:
             build_scratch_selector(models / "scratch", tiny["siglip"], tiny["qwen2"],
                                    num_candidates=n, layers=4, hidden=64, seed=args.seed,
                                    question_first=args.question_first,
-                                   timestamp_format=args.timestamps)  # fmt: skip
+                                   timestamp_format=args.timestamps,
+                                   pooled_grid=args.pooled_grid)  # fmt: skip
         else:  # the paper's way: pretrained backbones, here the temporal teacher's LLM
             framesel("model", "init", "--out", str(models / "scratch"), "--vision",
                      str(tiny["siglip"]), "--llm", str(teacher_paths()["llm"]), "--n", str(n),
