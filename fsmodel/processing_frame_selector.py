@@ -13,9 +13,10 @@ Prompt layout of one row (``g = pooled_grid``; ``[...]`` is optional)::
 With ``question_first=True`` the ``Question: ...[Options: ...]`` part comes right after the
 instruction, before ``<|vision_start|>``. Rows are LEFT-padded, so the score query is every
 row's last token. For n = 128 and g = 3 the frames take ``128 * 9 = 1152`` tokens (the paper's
-budget); the instruction and question add a few dozen. A frame's position in the block is its identity, as for the score head's outputs;
-``frame_separators=True`` wraps every frame in ``<|vision_start|>…<|vision_end|>`` instead (2
-more tokens per frame, 256 at n = 128: the LLM pass then costs ~20 % more).
+budget); the instruction and question add a few dozen. A frame's position in the block is its
+identity, as for the score head's outputs; ``frame_separators=True`` wraps every frame in
+``<|vision_start|>…<|vision_end|>`` instead (2 more tokens per frame, 256 at n = 128: the LLM
+pass then costs ~20 % more).
 
 This file ships to the Hub beside the weights as remote code (``auto_map``), so it imports only
 numpy, transformers and the standard library.
