@@ -106,12 +106,10 @@ def init(
     from cli.console import stdout
 
     console = stdout()
-    if tiny and question_first:
-        raise typer.BadParameter("--tiny writes the default layout; drop --question-first")
     if tiny:
         from fsmodel.tiny import build_tiny_selector
 
-        path = build_tiny_selector(out)
+        path = build_tiny_selector(out, question_first=question_first)
         console.print(f"Tiny selector (random weights, offline): {path}")
         return
     from fsmodel import FrameSelectorModel, FrameSelectorProcessor

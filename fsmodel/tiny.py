@@ -621,6 +621,7 @@ def build_tiny_selector(
     seed: int = 0,
     vision: str | os.PathLike[str] | None = None,
     llm: str | os.PathLike[str] | None = None,
+    question_first: bool = False,
 ) -> Path:
     """Write a tiny frame selector: ``FrameSelectorModel.from_backbones`` over a tiny SigLIP and
     the tiny Qwen2, saved with its processor and its code (``auto_map``), so the directory loads
@@ -636,6 +637,8 @@ def build_tiny_selector(
         seed: seed of the fresh parts (and of the backbones when they are built here).
         vision: a tiny SigLIP directory (``None``: build one in a temporary directory).
         llm: a tiny Qwen2 directory with its tokenizer (``None``: build one likewise).
+        question_first: the processor writes the question before the frames
+            (`FrameSelectorProcessor`'s layout option).
 
     Returns:
         ``Path(out_dir)``, with the completeness marker written last.
@@ -663,11 +666,11 @@ def build_tiny_selector(
                 vision, llm, num_candidates=TINY_SELECTOR_CANDIDATES
             )
         processor = FrameSelectorProcessor.from_backbones(
-            vision, llm, pooled_grid=model.config.pooled_grid
+            vision, llm, pooled_grid=model.config.pooled_grid, question_first=question_first
         )
         model.save_pretrained(out)
         processor.save_pretrained(out)
-    _write_marker(out, "selector", seed=seed)
+    _write_marker(out, "selector", seed=seed, question_first=question_first)
     return out
 
 

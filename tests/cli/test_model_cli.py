@@ -33,6 +33,19 @@ def test_init_from_backbones_with_the_question_first(tiny_models, tmp_path):
     assert FrameSelectorProcessor.from_pretrained(out).question_first is True
 
 
+def test_init_tiny_with_the_question_first_scores_a_video(h264_clip, tmp_path):
+    from fsmodel import FrameSelectorModel, FrameSelectorProcessor
+
+    out = tmp_path / "tiny-qf"
+    assert main(["model", "init", "--tiny", "--question-first", "--out", str(out)]) == 0
+    processor = FrameSelectorProcessor.from_pretrained(out)
+    assert processor.question_first is True
+    picked = FrameSelectorModel.from_pretrained(out).select_frames(
+        str(h264_clip.path), "When does the red circle appear?", k=4, processor=processor
+    )
+    assert len(picked.positions) == 4
+
+
 def test_select_json_and_plot(selector_dir, h264_clip, tmp_path, capsys):
     plot = tmp_path / "plot.png"
     args = ["model", "select", str(h264_clip.path), "When does the red circle appear?",
