@@ -85,7 +85,10 @@ def init(
     llm: Annotated[
         str, typer.Option(help="Qwen2/Qwen2.5 checkpoint (Hub id or dir) for the scorer.")
     ] = "Qwen/Qwen2.5-1.5B-Instruct",
-    num_candidates: Annotated[int, typer.Option("--n", help="Candidate frames per video.")] = 128,
+    num_candidates: Annotated[
+        int | None,
+        typer.Option("--n", help="Candidate frames per video [default: 128; with --tiny: 16]."),
+    ] = None,
     tiny: Annotated[
         bool,
         typer.Option(
@@ -107,14 +110,17 @@ def init(
 
     console = stdout()
     if tiny:
-        from fsmodel.tiny import build_tiny_selector
+        from fsmodel.tiny import TINY_SELECTOR_CANDIDATES, build_tiny_selector
 
-        path = build_tiny_selector(out, question_first=question_first)
+        n = TINY_SELECTOR_CANDIDATES if num_candidates is None else num_candidates
+        path = build_tiny_selector(out, question_first=question_first, num_candidates=n)
         console.print(f"Tiny selector (random weights, offline): {path}")
         return
     from fsmodel import FrameSelectorModel, FrameSelectorProcessor
 
-    model = FrameSelectorModel.from_backbones(vision=vision, llm=llm, num_candidates=num_candidates)
+    # Without --n the config's default (128) applies.
+    given = {} if num_candidates is None else {"num_candidates": num_candidates}
+    model = FrameSelectorModel.from_backbones(vision=vision, llm=llm, **given)
     processor = FrameSelectorProcessor.from_backbones(
         vision=vision, llm=llm, question_first=question_first
     )

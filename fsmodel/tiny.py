@@ -622,14 +622,15 @@ def build_tiny_selector(
     vision: str | os.PathLike[str] | None = None,
     llm: str | os.PathLike[str] | None = None,
     question_first: bool = False,
+    num_candidates: int = TINY_SELECTOR_CANDIDATES,
 ) -> Path:
     """Write a tiny frame selector: ``FrameSelectorModel.from_backbones`` over a tiny SigLIP and
     the tiny Qwen2, saved with its processor and its code (``auto_map``), so the directory loads
     with ``AutoModel``/``AutoProcessor`` after ``import fsmodel`` and with
     ``trust_remote_code=True`` anywhere.
 
-    16 candidates (``TINY_SELECTOR_CANDIDATES``), 3x3 pooled grid (9 tokens per frame), score
-    layer -2; the projector, score query and score head are drawn from
+    16 candidates by default (``TINY_SELECTOR_CANDIDATES``), 3x3 pooled grid (9 tokens per
+    frame), score layer -2; the projector, score query and score head are drawn from
     ``torch.manual_seed(seed)`` (the caller's RNG state is restored).
 
     Args:
@@ -639,6 +640,7 @@ def build_tiny_selector(
         llm: a tiny Qwen2 directory with its tokenizer (``None``: build one likewise).
         question_first: the processor writes the question before the frames
             (`FrameSelectorProcessor`'s layout option).
+        num_candidates: the most candidates the score head scores (n).
 
     Returns:
         ``Path(out_dir)``, with the completeness marker written last.
@@ -662,15 +664,15 @@ def build_tiny_selector(
             llm = build_tiny_qwen2(Path(scratch) / "qwen2", seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = FrameSelectorModel.from_backbones(
-                vision, llm, num_candidates=TINY_SELECTOR_CANDIDATES
-            )
+            model = FrameSelectorModel.from_backbones(vision, llm, num_candidates=num_candidates)
         processor = FrameSelectorProcessor.from_backbones(
             vision, llm, pooled_grid=model.config.pooled_grid, question_first=question_first
         )
         model.save_pretrained(out)
         processor.save_pretrained(out)
-    _write_marker(out, "selector", seed=seed, question_first=question_first)
+    _write_marker(
+        out, "selector", seed=seed, question_first=question_first, num_candidates=num_candidates
+    )
     return out
 
 

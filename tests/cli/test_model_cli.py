@@ -37,11 +37,18 @@ def test_init_tiny_with_the_question_first_scores_a_video(h264_clip, tmp_path):
     from fsmodel import FrameSelectorModel, FrameSelectorProcessor
 
     out = tmp_path / "tiny-qf"
-    assert main(["model", "init", "--tiny", "--question-first", "--out", str(out)]) == 0
+    args = ["model", "init", "--tiny", "--question-first", "--n", "8", "--out", str(out)]
+    assert main(args) == 0
     processor = FrameSelectorProcessor.from_pretrained(out)
     assert processor.question_first is True
-    picked = FrameSelectorModel.from_pretrained(out).select_frames(
-        str(h264_clip.path), "When does the red circle appear?", k=4, processor=processor
+    model = FrameSelectorModel.from_pretrained(out)
+    assert model.config.num_candidates == 8  # --n is kept with --tiny too
+    picked = model.select_frames(
+        str(h264_clip.path),
+        "When does the red circle appear?",
+        k=4,
+        num_candidates=8,
+        processor=processor,
     )
     assert len(picked.positions) == 4
 
