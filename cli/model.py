@@ -109,17 +109,16 @@ def init(
     from cli.console import stdout
 
     console = stdout()
+    # Without --n each builder's own default applies (tiny: 16; the config: 128).
+    given = {} if num_candidates is None else {"num_candidates": num_candidates}
     if tiny:
-        from fsmodel.tiny import TINY_SELECTOR_CANDIDATES, build_tiny_selector
+        from fsmodel.tiny import build_tiny_selector
 
-        n = TINY_SELECTOR_CANDIDATES if num_candidates is None else num_candidates
-        path = build_tiny_selector(out, question_first=question_first, num_candidates=n)
+        path = build_tiny_selector(out, question_first=question_first, **given)
         console.print(f"Tiny selector (random weights, offline): {path}")
         return
     from fsmodel import FrameSelectorModel, FrameSelectorProcessor
 
-    # Without --n the config's default (128) applies.
-    given = {} if num_candidates is None else {"num_candidates": num_candidates}
     model = FrameSelectorModel.from_backbones(vision=vision, llm=llm, **given)
     processor = FrameSelectorProcessor.from_backbones(
         vision=vision, llm=llm, question_first=question_first
