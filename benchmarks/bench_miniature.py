@@ -54,15 +54,15 @@ changed, e.g. after ``make answerer``); a time table per stage ends the run.
 ``--quick``: the best quick-sized curriculum measured (README): 300 training and 40 held-out
 videos, every presence question and the order question, ground-truth labels (the teachers'
 spatial labels recall another question's frames at 0.81 on the training videos, and the
-selectors trained on teacher labels 0.52-0.59 held out), the question first, one token per
-frame (``--pooled-grid 1``), the one-object warm-up, 40 presence epochs, then 4 + 1; no M-LLM
-row, no QA, fixed seed; 351 s on 2 cores beside one other run, 449 s beside the test suite. Its
-checks: the selector's top-k recall@8 with the asked question >= uniform's + 0.2, and against
-another question's frames <= uniform's - 0.05 (measured: 0.515 vs 0.259 passes, 0.224 vs 0.272
-misses by 0.002, so it exits 1 and no test runs it; the same settings with ``--seed 1`` miss
-both). The full run checks recall@8 >= 0.85 and, against another question's frames, <=
-uniform's (on every held-out question and on the videos with >= 4 kinds). (Recall is checked on top-k: a truth span covers 1-3 adjacent candidates and
-nms at k = 8 of n = 32 never picks two neighbours.)
+selectors trained on teacher labels 0.52-0.59 held out), the question first, one token per frame
+(``--pooled-grid 1``), the one-object warm-up, 40 presence epochs, then 4 + 1; no M-LLM row, no
+QA, fixed seed; 351 s on 2 cores beside one other run, 449 s beside the test suite. Its checks:
+the selector's top-k recall@8 with the asked question >= uniform's + 0.2, and against another
+question's frames <= uniform's - 0.05 (measured: 0.515 vs 0.259 passes, 0.224 vs 0.272 misses by
+0.002, so it exits 1 and no test runs it; the same settings with ``--seed 1`` miss both). The
+full run checks recall@8 >= 0.85 and, against another question's frames, <= uniform's (on every
+held-out question and on the videos with >= 4 kinds). (Recall is checked on top-k: a truth span
+covers 1-3 adjacent candidates and nms at k = 8 of n = 32 never picks two neighbours.)
 
     python benchmarks/bench_miniature.py [--out runs/miniature] [--train 200] [--test 40]
     python benchmarks/bench_miniature.py --quick [--out DIR]
@@ -268,13 +268,13 @@ def main() -> int:
                              "1: one token per frame, ~3.5x faster training steps).")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
-    args = parser.parse_args()
+    args, defaults = parser.parse_args(), parser.parse_args([])
     if args.quick:
         print("--quick: 300/40 videos, presence + order, ground-truth labels, question first, "
               "one token per frame, warm-up, 40 presence epochs, epochs 4 1, no M-LLM, no QA "
               "(other options are ignored)")  # fmt: skip
-        vars(args).update({**vars(parser.parse_args([])), **QUICK, "out": args.out, "quick": True})
-    if (args.timestamps or args.pooled_grid != 3) and args.init != "scratch":
+        vars(args).update({**vars(defaults), **QUICK, "out": args.out, "quick": True})
+    if (args.timestamps or args.pooled_grid != defaults.pooled_grid) and args.init != "scratch":
         parser.error("--timestamps and --pooled-grid build the scratch selector: only with "
                      "--init scratch")  # fmt: skip
     sources = [s for s in args.sources.split(",") if s]
@@ -284,7 +284,7 @@ def main() -> int:
     settings = _settings(args)
     recorded = out / "settings.json"
     # An option added after a run was recorded reads as its default there.
-    before = _settings(parser.parse_args([]))
+    before = _settings(defaults)
     if recorded.is_file() and {**before, **json.loads(recorded.read_text())} != settings:
         raise SystemExit(f"{out} holds a run with other settings ({recorded}); pick another --out")
     recorded.write_text(json.dumps(settings, indent=2))
