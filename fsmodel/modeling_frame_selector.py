@@ -341,6 +341,7 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
         frame_features: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         candidate_mask: torch.Tensor | None = None,
+        label_weights: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
@@ -357,6 +358,8 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
             labels: ``[B, n]`` soft targets in [0, 1]; gives a BCE-with-logits loss.
             candidate_mask: ``[B, n]`` bool, False for padded candidates, which the loss ignores
                 (default: all True).
+            label_weights: ``[B, n]`` per-candidate weights ≥ 0 of the loss (default: all 1); the
+                loss stays a sum over the candidates divided by their count.
             output_hidden_states: also return the LLM's hidden states.
             return_dict: return a `FrameSelectorOutput` (default) or a tuple.
             **kwargs: passed to the LLM's base model (e.g. attention options).
@@ -399,7 +402,7 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
         logits = self.score_head(query_state.to(self.score_head.linear_1.weight.dtype))[:, :n]
         loss = None
         if labels is not None:
-            loss = self._loss(logits, labels, candidate_mask)
+            loss = self._loss(logits, labels, candidate_mask, label_weights)
         output = FrameSelectorOutput(
             loss=loss,
             logits=logits,
@@ -420,7 +423,10 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
 
     @staticmethod
     def _loss(
-        logits: torch.Tensor, labels: torch.Tensor, candidate_mask: torch.Tensor | None
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        candidate_mask: torch.Tensor | None,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if tuple(labels.shape) != tuple(logits.shape):
             raise ValueError(
@@ -439,6 +445,16 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                 )
             mask = candidate_mask.to(device=logits.device, dtype=torch.float32)
         per_candidate = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
+        if weights is not None:
+            if tuple(weights.shape) != tuple(logits.shape):
+                raise ValueError(
+                    f"label_weights must have shape [B, n] = {list(logits.shape)}, got "
+                    f"{list(weights.shape)}"
+                )
+            weights = weights.to(device=logits.device, dtype=torch.float32)
+            if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+                raise ValueError("label_weights must be finite and >= 0")
+            per_candidate = per_candidate * weights
         return (per_candidate * mask).sum() / mask.sum().clamp(min=1.0)
 
     # --- building from pretrained backbones -----------------------------------------------------

@@ -117,6 +117,9 @@ class DataConfig:
             (it failed for them) are left out.
         questions: a regular expression: train (and evaluate) only on rows whose question it
             matches (``re.search``), e.g. one question kind as a curriculum's first stage.
+        hard_negatives: weigh up, in each row's BCE, the candidates that another question of the
+            same video wants and this one does not, by ``1 + hard_negatives * (theirs - own)``
+            (`fsmodel.training.data.weigh_hard_negatives`); 0: plain BCE (the paper's).
         limit: use only the first ``limit`` label rows (smoke runs).
         reader: the frame reader of ``fsmodel.video`` (``pyav`` or ``decord``).
         memory_cache: decoded videos kept in memory when training without the feature cache
@@ -134,6 +137,7 @@ class DataConfig:
     captions: bool | None = None
     target: str = "scores"
     questions: str | None = None
+    hard_negatives: float = 0.0
     limit: int | None = None
     reader: str = "pyav"
     memory_cache: int = 0
@@ -149,6 +153,7 @@ class DataConfig:
                 re.compile(self.questions)
             except (re.error, TypeError) as error:
                 _fail("data.questions", self.questions, f"a regular expression ({error})")
+        _number("data.hard_negatives", self.hard_negatives, 0.0, 100.0)
         _positive_int("data.limit", self.limit, allow_none=True)
         _positive_int("data.memory_cache", self.memory_cache, minimum=0)
         if self.eval_source is not None and self.eval_fraction > 0:

@@ -25,7 +25,7 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,6 +57,7 @@ __all__ = [
     "load_samples",
     "split_by_video",
     "vision_fingerprint",
+    "weigh_hard_negatives",
 ]
 
 # Bump when the cached tensors' meaning changes (pooling, layout), so old entries are not reused.
@@ -91,6 +92,7 @@ class LabelSample:
         timestamps: ``[n]`` their presentation times (s).
         labels: ``[n]`` the label scores in [0, 1] (the BCE target): the fused ones, or one
             source's (`load_samples`'s ``target``).
+        weights: ``[n]`` per-candidate BCE weights (`weigh_hard_negatives`), or None (all 1).
     """
 
     sample_id: str
@@ -102,6 +104,7 @@ class LabelSample:
     frame_indices: np.ndarray
     timestamps: np.ndarray
     labels: np.ndarray
+    weights: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -343,6 +346,38 @@ def load_captions(
         if len(video.captioned):
             videos.append(video)
     return videos
+
+
+def weigh_hard_negatives(samples: Sequence[LabelSample], strength: float) -> list[LabelSample]:
+    """Weigh up, in each sample's BCE, the candidates another question of the same video wants
+    and this one does not: weight ``1 + strength * max(0, max_other - own)`` per candidate, where
+    ``max_other`` is the highest label any other sample of the video (on the same candidates)
+    gives it. Plain BCE treats a frame that answers another question like an empty one, so a
+    selector may rank it just below the asked frames (any object above none) and spend the rest of
+    a budget there; these weights make telling the questions apart part of the objective.
+
+    Args:
+        samples: the training samples; their videos' other questions are looked up among them.
+        strength: 0 leaves the samples as they are.
+
+    Returns:
+        The samples, in order, with `LabelSample.weights` set (None for a video asked once).
+    """
+    if strength == 0:
+        return list(samples)
+    by_video: dict[tuple[str, bytes], list[int]] = {}
+    for i, sample in enumerate(samples):
+        by_video.setdefault((sample.video_id, sample.frame_indices.tobytes()), []).append(i)
+    weighed = list(samples)
+    for rows in by_video.values():
+        if len(rows) < 2:
+            continue
+        labels = np.stack([samples[i].labels for i in rows])
+        for j, i in enumerate(rows):
+            other = np.delete(labels, j, axis=0).max(axis=0)
+            extra = np.clip(other - labels[j], 0.0, None)
+            weighed[i] = replace(samples[i], weights=(1.0 + strength * extra).astype(np.float32))
+    return weighed
 
 
 def split_by_video(
@@ -625,6 +660,7 @@ class Batch:
         task: ``"bce"`` (importance scores) or ``"ce"`` (visual-instruction captions).
         input_ids, attention_mask: ``[B, L]``, left-padded.
         labels: ``[B, n]`` float targets (bce) or ``[B, L]`` token targets, -100 ignored (ce).
+        label_weights: ``[B, n]`` per-candidate BCE weights, or None (bce without weights, ce).
         frame_features: ``[B, n, g*g, D]`` cached features, or
         pixel_values: ``[B, n, 3, H, W]``.
         items: the samples (bce) or caption videos (ce) of the rows.
@@ -637,6 +673,7 @@ class Batch:
     frame_features: torch.Tensor | None
     pixel_values: torch.Tensor | None
     items: list[Any]
+    label_weights: torch.Tensor | None = None
 
     def inputs(self) -> dict[str, Any]:
         """Keyword arguments of the training objective."""
@@ -644,6 +681,7 @@ class Batch:
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
             "labels": self.labels,
+            "label_weights": self.label_weights,
             "frame_features": self.frame_features,
             "pixel_values": self.pixel_values,
         }
@@ -693,8 +731,18 @@ def collate_bce(samples: Sequence[LabelSample], source: FrameSource, use_feature
     input_ids = _left_pad(rows, _pad_id(processor))
     attention_mask = _left_pad([[1] * len(r) for r in rows], 0)
     labels = torch.as_tensor(np.stack([s.labels for s in samples]), dtype=torch.float32)
+    weights = None
+    if any(s.weights is not None for s in samples):
+        weights = torch.as_tensor(
+            np.stack([s.weights if s.weights is not None else np.ones_like(s.labels)
+                      for s in samples]),
+            dtype=torch.float32,
+        )  # fmt: skip
     frames = _frames(source, samples, use_features)
-    return Batch("bce", input_ids, attention_mask, labels, items=list(samples), **frames)
+    return Batch(
+        "bce", input_ids, attention_mask, labels, items=list(samples), label_weights=weights,
+        **frames,
+    )  # fmt: skip
 
 
 def collate_ce(

@@ -56,6 +56,7 @@ from fsmodel.training.data import (
     load_captions,
     load_samples,
     split_by_video,
+    weigh_hard_negatives,
 )
 from fsmodel.training.evaluate import EvalReport, evaluate_selector, score_samples
 
@@ -142,6 +143,7 @@ def _objective_class():
             labels: torch.Tensor,
             frame_features: torch.Tensor | None = None,
             pixel_values: torch.Tensor | None = None,
+            label_weights: torch.Tensor | None = None,
         ) -> tuple[torch.Tensor, torch.Tensor | None]:
             if task == "bce":
                 out = self.selector(
@@ -150,6 +152,7 @@ def _objective_class():
                     frame_features=frame_features,
                     pixel_values=pixel_values,
                     labels=labels,
+                    label_weights=label_weights,
                 )
                 return out.loss, out.logits
             base = _base_model(self.selector)
@@ -353,6 +356,7 @@ class SelectorTrainingRecipe:
             train = samples
         else:
             train, held_out = split_by_video(samples, data.eval_fraction, config.seed)
+        train = weigh_hard_negatives(train, data.hard_negatives)
         self.train_samples: list[LabelSample] = train
         self.eval_samples: list[LabelSample] = held_out
         self.eval_split = "eval" if held_out else "train"

@@ -218,6 +218,27 @@ def test_loss_is_bce_over_unmasked_candidates(model, processor):
         )
 
 
+def test_label_weights_scale_each_candidates_loss(model, processor):
+    batch = _batch(processor, seeds=(2, 3), questions=(QUESTION, "Where is the dog?"))
+    labels = (torch.rand(2, N, generator=torch.Generator().manual_seed(1)) > 0.7).float()
+    weights = torch.ones(2, N)
+    weights[0, :4] = 3.0
+    weights[1, 5] = 0.0
+    with torch.no_grad():
+        out = model(**batch, labels=labels, label_weights=weights)
+        per = torch.nn.functional.binary_cross_entropy_with_logits(
+            out.logits, labels, reduction="none"
+        )
+        # A sum over the candidates, weighted, divided by their count (not by the weights).
+        torch.testing.assert_close(out.loss, (per * weights).sum() / (2 * N))
+        plain = model(**batch, labels=labels, label_weights=torch.ones(2, N))
+        torch.testing.assert_close(plain.loss, model(**batch, labels=labels).loss)
+    with pytest.raises(ValueError, match="label_weights must be finite and >= 0"):
+        model(**batch, labels=labels, label_weights=-weights)
+    with pytest.raises(ValueError, match=r"label_weights must have shape \[B, n\]"):
+        model(**batch, labels=labels, label_weights=weights[:1])
+
+
 def test_gradients_reach_projector_query_and_head(model, processor):
     batch = _batch(processor, seeds=(4,))
     model.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,13 @@ from fsmodel.training import (
     load_samples,
     train_selector,
 )
-from fsmodel.training.data import collate_bce, collate_ce, load_captions
+from fsmodel.training.data import (
+    LabelSample,
+    collate_bce,
+    collate_ce,
+    load_captions,
+    weigh_hard_negatives,
+)
 from fsmodel.training.evaluate import coverage_at_k, occurrences
 from fsmodel.training.recipe import METRICS_FILE, TRAINING_RECORD, latest_checkpoint
 from fsmodel.training.synthetic_data import (
@@ -122,6 +129,7 @@ def test_stage_defaults_are_the_papers(tmp_path):
         (["data.eval_fraction=0.2", "data.eval_source=x"], "data.eval_fraction must be 0"),
         (["data.target=human"], r"data.target must be one of \['scores', 'spatial', 'temporal'\]"),
         (["data.questions=(red"], r"data.questions must be a regular expression \(missing \)"),
+        (["data.hard_negatives=-1"], r"data.hard_negatives must be a number in \[0, 100\]"),
     ],
 )
 def test_config_errors_name_the_key_the_value_and_the_rule(overrides, match):
@@ -246,6 +254,48 @@ def test_frame_source_reads_pixels_for_a_processor_with_timestamps(labels_dir, t
     assert stamped.timestamp_format == "{t:.1f}s"
     plain = FrameSource(model, processor).pixel_values(sample)
     assert torch.equal(FrameSource(model, stamped).pixel_values(sample), plain)
+
+
+def _sample(sample_id: str, video: str, labels: list[float]) -> LabelSample:
+    n = len(labels)
+    return LabelSample(sample_id, video, f"{video}.mp4", f"question {sample_id}", (), "",
+                       np.arange(n), np.arange(n, dtype=np.float64), np.asarray(labels, np.float32))  # fmt: skip
+
+
+def test_hard_negatives_weigh_up_the_frames_other_questions_of_the_video_want():
+    samples = [
+        _sample("a", "v1", [1, 0, 0, 0]),
+        _sample("b", "v1", [0, 0, 1, 0]),
+        _sample("c", "v1", [0, 0, 0.5, 1]),
+        _sample("d", "v2", [0, 1, 0, 0]),  # asked once: nothing to tell apart
+    ]
+    weighed = weigh_hard_negatives(samples, 2.0)
+    assert [s.sample_id for s in weighed] == ["a", "b", "c", "d"]
+    np.testing.assert_allclose(weighed[0].weights, [1, 1, 3, 3])
+    np.testing.assert_allclose(weighed[1].weights, [3, 1, 1, 3])
+    np.testing.assert_allclose(weighed[2].weights, [3, 1, 2, 1])  # b wants frame 2 more than c
+    assert weighed[3].weights is None
+    assert all(s.weights is None for s in weigh_hard_negatives(samples, 0.0))
+    # Another candidate set (another n or sampling) is another video as far as weights go.
+    shifted = [samples[0], LabelSample(**{**vars(samples[1]), "frame_indices": np.arange(1, 5)})]
+    assert all(s.weights is None for s in weigh_hard_negatives(shifted, 2.0))
+
+
+def test_a_bce_batch_carries_the_weights_and_the_loss_uses_them(labels_dir, tiny_models):
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(tiny_models["selector"]).eval()
+    processor = AutoProcessor.from_pretrained(tiny_models["selector"])
+    samples = load_samples(labels_dir)[:2]
+    source = FrameSource(model, processor)
+    plain = collate_bce(samples, source, use_features=False)
+    assert plain.label_weights is None
+    weights = np.ones(samples[0].num_candidates, np.float32)
+    weights[: len(weights) // 2] = 4.0
+    weighed = collate_bce([replace(samples[0], weights=weights), samples[1]], source, False)
+    assert weighed.label_weights.tolist() == [weights.tolist(), [1.0] * len(weights)]
+    with torch.no_grad():
+        assert model(**weighed.inputs()).loss > model(**plain.inputs()).loss
 
 
 def test_cached_features_give_the_same_loss_as_pixels(labels_dir, tiny_models, tmp_path):
