@@ -26,7 +26,9 @@ or, where there is no command, its public API:
    With ``--question-first`` the scratch selector's processor writes the question before the
    frames (`FrameSelectorProcessor(question_first=True)`): the LLM is causal, so only then can
    each frame's tokens attend to it; on the curriculum it lifts held-out recall@8 from 0.76 to
-   0.92 (README);
+   0.92 (README). ``--train-set data.hard_negatives=2`` weighs up, in every stage's BCE, the
+   frames another question of the same video asks about (README: it keeps the leftover picks
+   off them);
 4. selection on the held-out videos: ``framesel select run`` (each trained selector with nms and
    top-k, uniform, and the online per-frame M-LLM scorer, i.e. the spatial teacher, as an upper
    bound), ``select build``, ``select score`` against the held-out truth, and against a
