@@ -423,12 +423,11 @@ def main() -> int:
     runs: dict[str, list[str]] = {}
     for source, model in finals.items():
         runs[f"selector-{source}"] = ["--model", str(model), "--strategies",
-                                      "selector:nms,selector:topk,selector:threshold,uniform"]  # fmt: skip
+                                      "selector:nms,selector:topk,uniform"]  # fmt: skip
     if not args.no_mllm:
         vlm = str(teacher_paths()["vlm"])
         # cot: the teacher judges as it labels (it was never trained on the direct prompt)
-        runs["mllm"] = ["--strategies", "mllm:nms,mllm:topk,mllm:threshold",
-                        "--set", "scorers.mllm.cot=true",
+        runs["mllm"] = ["--strategies", "mllm:nms,mllm:topk", "--set", "scorers.mllm.cot=true",
                         "--set", "scorers.mllm.backend=transformers",
                         "--set", f"scorers.mllm.model={vlm}",
                         "--set", "scorers.mllm.backend_options={device: cpu, dtype: float32}"]  # fmt: skip
