@@ -2,9 +2,8 @@
 
 ``nms`` is the paper's greedy non-maximum suppression; ``topk`` and ``uniform`` are the baselines
 it is measured against; ``inverse_transform`` spreads picks in proportion to the score curve
-(BOLT-style inverse transform sampling, Liu et al., CVPR 2025); ``threshold`` takes the candidates
-the scorer is confident about and spreads the rest of the budget evenly. Every strategy takes a
-1-D score vector and k, and returns k distinct candidate positions in ascending order. Ties break towards
+(BOLT-style inverse transform sampling, Liu et al., CVPR 2025). Every strategy takes a 1-D score
+vector and k, and returns k distinct candidate positions in ascending order. Ties break towards
 the earlier candidate, so results are deterministic.
 
 This module imports only numpy: it ships beside the model as remote code.
@@ -190,55 +189,10 @@ def _nearest_free(taken: np.ndarray, target: int) -> int:
 
 register_rule("inverse_transform")(inverse_transform)
 
-DEFAULT_THRESHOLD = 0.5
-
-
-def threshold(scores: np.ndarray, k: int, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-    """The candidates scored at least ``threshold``, best first, up to k; the rest of the budget
-    is spread evenly over the candidates not taken (`uniform` over them). A selector's scores are
-    probabilities that a frame is relevant, so by default every frame more likely relevant than
-    not is taken, and the picks left over sample the video as uniform sampling would instead of
-    going to the next-best frames (`topk`'s leftovers land on whatever the scorer ranks above
-    empty background, e.g. the frames another question asks about).
-
-    A threshold above every score gives exactly `uniform`; one at or below every score gives
-    exactly `topk`.
-
-    Args:
-        scores: ``[n]`` per-candidate scores.
-        k: how many to choose, 1 ≤ k ≤ n.
-        threshold: the score from which a candidate is taken before the even spread.
-
-    Returns:
-        ``[k]`` distinct candidate positions, ascending.
-
-    Raises:
-        ValueError: on a bad score vector, k or threshold.
-
-    Example:
-        >>> threshold(np.array([0.1, 0.9, 0.2, 0.1, 0.1, 0.3, 0.1, 0.1]), k=3).tolist()
-        [1, 2, 6]
-    """
-    scores = _check(scores, k)
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float))
-        or not np.isfinite(threshold)
-    ):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    order = _ranking(scores)
-    confident = order[scores[order] >= threshold][:k]
-    rest = np.setdiff1d(np.arange(scores.size), confident)
-    spread = rest[uniform(rest, k - confident.size)] if confident.size < k else rest[:0]
-    return np.sort(np.concatenate([confident, spread])).astype(np.int64)
-
-
-register_rule("threshold")(threshold)
-
 
 def select(scores: np.ndarray, k: int, strategy: str = "nms") -> np.ndarray:
     """Choose ``k`` candidates from ``scores`` with a registered strategy (``nms``, ``topk``,
-    ``uniform``, ``inverse_transform``, ``threshold``). Returns ascending candidate positions."""
+    ``uniform``, ``inverse_transform``). Returns ascending candidate positions."""
     return get_rule(strategy)(scores, k)
 
 
@@ -309,7 +263,6 @@ def select_distinct(
 
 __all__ = [
     "DEFAULT_ALPHA",
-    "DEFAULT_THRESHOLD",
     "RULES",
     "Picks",
     "get_rule",
@@ -319,7 +272,6 @@ __all__ = [
     "select",
     "select_distinct",
     "suppression_radius",
-    "threshold",
     "topk",
     "uniform",
 ]

@@ -15,15 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsmodel import selection
-from fsmodel.selection import (
-    RULES,
-    greedy_nms,
-    select,
-    suppression_radius,
-    threshold,
-    topk,
-    uniform,
-)
+from fsmodel.selection import RULES, greedy_nms, select, suppression_radius, topk, uniform
 
 SETTINGS = settings(max_examples=150, deadline=None)
 
@@ -126,31 +118,6 @@ def test_uniform_spreads_picks_over_segment_midpoints(n, data):
     assert np.array_equal(picks, uniform(np.zeros(n), k)), "uniform ignores the scores"
     expected = [int((i + 0.5) * n / k) for i in range(k)]
     assert picks.tolist() == expected
-
-
-@SETTINGS
-@given(case=scores_and_k(), cut=st.floats(-2e6, 2e6, allow_nan=False))
-def test_threshold_takes_the_confident_then_spreads_the_rest(case, cut):
-    scores, k = case
-    picks = threshold(scores, k, cut)
-    confident = np.flatnonzero(scores >= cut)
-    if confident.size >= k:  # more confident candidates than picks: the best k of them
-        assert np.array_equal(picks, topk(scores, k))
-        return
-    assert set(confident.tolist()) <= set(picks.tolist())
-    rest = np.setdiff1d(np.arange(scores.size), confident)
-    spread = np.setdiff1d(picks, confident)
-    assert np.array_equal(spread, rest[uniform(rest, k - confident.size)])
-
-
-def test_threshold_bounds_are_uniform_and_topk():
-    scores = np.array([0.2, 0.9, 0.1, 0.7, 0.3, 0.6, 0.1, 0.4, 0.8, 0.1])
-    assert threshold(scores, 4, 0.95).tolist() == uniform(scores, 4).tolist()
-    assert threshold(scores, 4, 0.0).tolist() == topk(scores, 4).tolist()
-    # 0.9 and 0.8 are taken; the other two picks are spread over the 8 candidates left.
-    assert threshold(scores, 4, 0.75).tolist() == [1, 3, 7, 8]
-    with pytest.raises(ValueError, match="threshold must be a finite number"):
-        threshold(scores, 2, float("nan"))
 
 
 def test_ties_go_to_the_earlier_candidate():
