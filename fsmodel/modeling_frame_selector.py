@@ -587,7 +587,8 @@ class FrameSelectorModel(FrameSelectorPreTrainedModel):
                 list of arrays / PIL images), or a ``Candidates`` from ``fsmodel.video``.
             question: the question (non-empty).
             k: how many frames to choose, 1 <= k <= n.
-            strategy: ``"nms"`` (greedy NMS, the paper's), ``"topk"`` or ``"uniform"``.
+            strategy: ``"nms"`` (greedy NMS, the paper's) or another rule of `fsmodel.selection`
+                (``"topk"``, ``"uniform"``, ``"inverse_transform"``).
             processor: a `FrameSelectorProcessor` (default: the one saved with the model).
             num_candidates: n for a video path (default: ``config.num_candidates``).
             timestamps, indices: per-candidate times (s) and frame indices for frames passed
