@@ -258,8 +258,17 @@ def test_frame_source_reads_pixels_for_a_processor_with_timestamps(labels_dir, t
 
 def _sample(sample_id: str, video: str, labels: list[float]) -> LabelSample:
     n = len(labels)
-    return LabelSample(sample_id, video, f"{video}.mp4", f"question {sample_id}", (), "",
-                       np.arange(n), np.arange(n, dtype=np.float64), np.asarray(labels, np.float32))  # fmt: skip
+    return LabelSample(
+        sample_id=sample_id,
+        video_id=video,
+        video=f"{video}.mp4",
+        question=f"question {sample_id}",
+        options=(),
+        answer="",
+        frame_indices=np.arange(n),
+        timestamps=np.arange(n, dtype=np.float64),
+        labels=np.asarray(labels, np.float32),
+    )
 
 
 def test_hard_negatives_weigh_up_the_frames_other_questions_of_the_video_want():
@@ -277,7 +286,7 @@ def test_hard_negatives_weigh_up_the_frames_other_questions_of_the_video_want():
     assert weighed[3].weights is None
     assert all(s.weights is None for s in weigh_hard_negatives(samples, 0.0))
     # Another candidate set (another n or sampling) is another video as far as weights go.
-    shifted = [samples[0], LabelSample(**{**vars(samples[1]), "frame_indices": np.arange(1, 5)})]
+    shifted = [samples[0], replace(samples[1], frame_indices=np.arange(1, 5))]
     assert all(s.weights is None for s in weigh_hard_negatives(shifted, 2.0))
 
 
