@@ -441,6 +441,12 @@ class WorldVideo:
             seed=seed,
         )
 
+    def frames(self, indices: Any, seed: int = 0) -> list[np.ndarray]:
+        """Frames ``indices`` as `write` draws them with ``seed`` (RGB uint8), without encoding."""
+        width, height = self.world.size
+        background = _background(width, height, seed)
+        return [render_frame(int(i), width, height, self.events, background) for i in indices]
+
     def span(self, event: Event) -> tuple[float, float]:
         return (event.start / self.world.fps, (event.end + 1) / self.world.fps)
 

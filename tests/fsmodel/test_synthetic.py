@@ -133,3 +133,21 @@ def test_every_presence_asks_about_each_kind_a_video_shows(tmp_path):
                 list(video.span(e)) for e in video.events if (e.color, e.shape) == (c, s)
             ]
     assert len({r["sample_id"] for r in truth}) == len(truth)
+
+
+def test_world_frames_are_what_write_encodes(tmp_path):
+    import av
+
+    from fsmodel.synthetic import world_videos
+
+    video = world_videos(1, seed=5)[0]
+    video.write(tmp_path / "v.mp4", seed=7)
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    indices = [0, video.events[0].start, 94]
+    drawn = video.frames(indices, seed=7)
+    following = video.frames([i + 1 for i in indices], seed=7)
+    for index, frame, next_frame in zip(indices, drawn, following, strict=True):
+        error = np.abs(decoded[index].astype(float) - frame).mean()
+        assert error < 4, (index, error)  # h264 at crf 16
+        assert np.abs(decoded[index].astype(float) - next_frame).mean() > 2.5 * error
