@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = [
     "event_label_rows",
     "random_event_spec",
     "random_multi_event_spec",
+    "train_world_siglip",
     "world_label_rows",
     "write_event_dataset",
     "write_world",
@@ -272,6 +273,7 @@ def build_scratch_selector(
     question_first: bool = False,
     timestamp_format: str | None = None,
     pooled_grid: int = 3,
+    vision_weights: bool = False,
 ) -> Path:
     """Write a selector with fresh random weights for from-scratch ground-truth checks: a SigLIP
     tower of ``vision``'s size and a Qwen2 LLM of ``layers`` x ``hidden``, with ``llm``'s
@@ -284,7 +286,9 @@ def build_scratch_selector(
     frames 9 tokens apart; 1e4 localises frames sooner and more sharply). ``question_first``
     and ``timestamp_format`` are the processor's layout options (the question before the
     frames; each frame's time written before its tokens); ``pooled_grid`` is the model's and
-    the processor's tokens per frame side (1: one token per frame, ~3.5x faster steps).
+    the processor's tokens per frame side (1: one token per frame, ~3.5x faster steps). With
+    ``vision_weights`` the tower keeps ``vision``'s trained weights (e.g. `train_world_siglip`'s)
+    and only the rest is drawn.
 
     Returns:
         ``Path(out_dir)``, loadable with ``AutoModel`` / ``AutoProcessor``.
@@ -293,7 +297,7 @@ def build_scratch_selector(
     from transformers import AutoConfig
 
     from fsmodel.configuration_frame_selector import FrameSelectorConfig
-    from fsmodel.modeling_frame_selector import FrameSelectorModel
+    from fsmodel.modeling_frame_selector import FrameSelectorModel, _load_vision_tower
     from fsmodel.processing_frame_selector import FrameSelectorProcessor
 
     processor = FrameSelectorProcessor.from_backbones(
@@ -305,6 +309,8 @@ def build_scratch_selector(
     )
     vision_config = AutoConfig.from_pretrained(vision)
     vision_config = getattr(vision_config, "vision_config", vision_config)
+    if vision_weights:  # the loaded tower has no pooling head (the selector pools patches)
+        vision_config.vision_use_head = False
     text = AutoConfig.from_pretrained(llm).to_dict()
     text.update(
         hidden_size=hidden,
@@ -332,9 +338,118 @@ def build_scratch_selector(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = FrameSelectorModel(config)
+    if vision_weights:
+        model.vision_model.load_state_dict(_load_vision_tower(vision).state_dict())
     out = Path(out_dir)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    return out
+
+
+def train_world_siglip(
+    out_dir: str | os.PathLike,
+    vision: str | os.PathLike,
+    tokenizer: str | os.PathLike,
+    *,
+    videos: int = 300,
+    steps: int = 3000,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train a SigLIP of ``vision``'s size on the world's frames and captions: the miniature's
+    stand-in for the web-pretrained SigLIP the paper's selector starts from.
+
+    The frames are the candidates of ``videos`` fresh world videos (drawn with their own seed, so
+    no benchmark video is among them), rendered as `WorldVideo.write` draws them; each frame's
+    text is its `frame_caption` ("a red circle", or the empty background). The loss is SigLIP's
+    sigmoid loss between each frame and the batch's distinct captions (its own caption is the
+    positive). The image side is the mean of the tower's last patch tokens, what the selector
+    pools, so the checkpoint has no attention-pooling head (``vision_use_head=False``); the text
+    tower uses ``tokenizer`` (saved beside it).
+
+    Args:
+        vision: a SigLIP directory whose vision config and image processor to use (e.g.
+            `fsmodel.tiny.build_tiny_siglip`'s).
+        tokenizer: the text tower's tokenizer (e.g. `fsmodel.tiny.build_all`'s ``tokenizer``).
+        log: receives a progress line after the first step and every 500 (loss, share of the batch's frames whose
+            caption scores highest) and, at the end, that share on 20 other world videos.
+
+    Returns:
+        ``Path(out_dir)``, a ``SiglipModel`` checkpoint that ``build_scratch_selector(...,
+        vision_weights=True)`` and ``FrameSelectorModel.from_backbones`` read.
+    """
+    import time
+
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoImageProcessor, AutoTokenizer, SiglipConfig, SiglipModel
+
+    processor = AutoImageProcessor.from_pretrained(vision)
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+    base = SiglipConfig.from_pretrained(vision)
+    text = base.text_config.to_dict()
+    text.update(vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                bos_token_id=tok.pad_token_id, eos_token_id=tok.pad_token_id)  # fmt: skip
+    config = SiglipConfig(
+        vision_config={**base.vision_config.to_dict(), "vision_use_head": False},
+        text_config=text,
+    )
+    started = time.perf_counter()
+    frames, captions = [], []
+    indices = candidate_indices(WORLD.num_frames, WORLD.num_candidates)
+    for i, video in enumerate(world_videos(videos, seed=seed + 3000, prefix="s")):
+        frames += video.frames(indices, seed=seed + 3000 + i)
+        captions += [frame_caption(video.events, int(index)) for index in indices]
+    pixels = processor(images=frames, return_tensors="pt")["pixel_values"]
+    texts = sorted(set(captions))
+    target = torch.tensor([texts.index(c) for c in captions])
+    words = tok(texts, padding="max_length", truncation=True,
+                max_length=config.text_config.max_position_embeddings, return_tensors="pt")  # fmt: skip
+    log(f"world SigLIP: {len(frames)} frames, {len(texts)} captions")
+
+    def similarity(pixel_values: Any) -> Any:
+        patches = model.vision_model(pixel_values=pixel_values).last_hidden_state
+        out = model.text_model(input_ids=words.input_ids, attention_mask=words.attention_mask)
+        images = F.normalize(patches.mean(1), dim=-1)
+        return images @ F.normalize(out.pooler_output, dim=-1).T
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SiglipModel(config).to(torch.float32).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        for step in range(steps):
+            batch = torch.randint(len(frames), (batch_size,))
+            logits = similarity(pixels[batch]) * model.logit_scale.exp() + model.logit_bias
+            signs = 2 * F.one_hot(target[batch], len(texts)).float() - 1
+            loss = -F.logsigmoid(signs * logits).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step == 0 or (step + 1) % 500 == 0 or step + 1 == steps:
+                right = (logits.argmax(1) == target[batch]).float().mean()
+                log(f"world SigLIP step {step + 1}: loss {loss.item():.4f}, caption top-1 "
+                    f"{right.item():.3f} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
+        frames, target = [], []
+        for i, video in enumerate(world_videos(20, seed=seed + 4000, prefix="s")):
+            drawn = video.frames(indices, seed=seed + 4000 + i)
+            for index, frame in zip(indices, drawn, strict=True):
+                caption = frame_caption(video.events, int(index))
+                if caption in texts:  # a caption never trained on cannot be told apart
+                    frames.append(frame)
+                    target.append(texts.index(caption))
+        target = torch.tensor(target)
+        model.eval()
+        with torch.no_grad():
+            scores = similarity(processor(images=frames, return_tensors="pt")["pixel_values"])
+        right = (scores.argmax(1) == target).float().mean()
+        log(f"world SigLIP: caption top-1 {right.item():.3f} on {len(frames)} frames of 20 "
+            "other videos")  # fmt: skip
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    tok.save_pretrained(out)
     return out
 
 

@@ -504,6 +504,49 @@ def test_scratch_selector_carries_the_processor_layout(tiny_models, tmp_path):
     assert (plain.question_first, plain.timestamp_format) == (False, None)
 
 
+def test_world_siglip_trains_and_seeds_a_scratch_selector(tiny_models, tmp_path):
+    """The mechanics (the quick miniature in tests/benchmarks shows it helps a selector learn):
+    a SigLIP checkpoint of the tiny tower's size without a pooling head, the loss falls, the
+    same seed gives the same weights, and a scratch selector keeps the trained tower."""
+    from transformers import AutoModel, AutoTokenizer, SiglipModel
+
+    from fsmodel.training.synthetic_data import build_scratch_selector, train_world_siglip
+
+    def train(out):
+        lines = []
+        path = train_world_siglip(out, tiny_models["siglip"], tiny_models["tokenizer"],
+                                  videos=8, steps=60, batch_size=16, log=lines.append)  # fmt: skip
+        return path, lines
+
+    path, lines = train(tmp_path / "a")
+    losses = [float(m) for m in re.findall(r"loss ([0-9.]+)", "\n".join(lines))]
+    assert len(losses) == 2 and losses[1] < 0.8 * losses[0]
+    assert re.search(r"caption top-1 [0-9.]+ on \d+ frames of 20 other videos", lines[-1])
+    siglip = SiglipModel.from_pretrained(path)
+    assert not siglip.config.vision_config.vision_use_head
+    assert siglip.config.vision_config.hidden_size == 32
+    assert len(AutoTokenizer.from_pretrained(path)) == siglip.config.text_config.vocab_size
+    again, _ = train(tmp_path / "b")
+    assert (
+        load_file(path / "model.safetensors").keys()
+        == load_file(again / "model.safetensors").keys()
+    )
+    for key, value in load_file(path / "model.safetensors").items():
+        assert torch.equal(value, load_file(again / "model.safetensors")[key]), key
+
+    selector = build_scratch_selector(tmp_path / "sel", path, tiny_models["qwen2"],
+                                      num_candidates=N, vision_weights=True)  # fmt: skip
+    tower = AutoModel.from_pretrained(selector).vision_model.state_dict()
+    trained = siglip.vision_model.state_dict()
+    assert tower.keys() == trained.keys()
+    assert all(torch.equal(tower[k], trained[k]) for k in tower)
+    random = build_scratch_selector(tmp_path / "rnd", path, tiny_models["qwen2"], num_candidates=N)
+    assert not torch.equal(
+        AutoModel.from_pretrained(random).vision_model.embeddings.patch_embedding.weight,
+        trained["embeddings.patch_embedding.weight"],
+    )
+
+
 @pytest.mark.slow
 def test_a_selector_trained_from_scratch_finds_the_event(tiny_models, tmp_path):
     """A small version of benchmarks/bench_train_quality.py: ground-truth labels, no
