@@ -11,24 +11,27 @@ or, where there is no command, its public API:
    (`fslabels.evaluation.teachers.world_run_config`), ``labels build``, ``labels score`` against
    the training truth; the world's ground-truth label dataset of the same questions is the
    ablation's upper row (``write_world(labels=True)``);
-3. training: for each label source (fused, spatial, temporal, truth) ``framesel model train``
-   stage 1 (projector, LLM, query and head: the scratch LLM must learn too) then stage 2 (LoRA),
-   from the same selector: random weights (`build_scratch_selector`), or with ``--init
-   teacher-llm`` ``framesel model init`` with the temporal teacher's world-pretrained LLM; BCE
-   only (``data.captions: false``, so the rows differ in their labels alone). With ``--warm-up
-   OBJECT`` a first stage trains on the rows that ask when that one object appears
-   (``data.questions``) for ``--warm-up-steps``: with one question the frames alone tell where
-   to look, which is what gets a random selector off its plateau (on the world's mixed rows it
-   stays at the score prior for 5,000+ steps, measured); stage 1 then starts from it. With
-   ``--presence-epochs N`` a stage on the presence rows alone comes next (with
-   ``--every-presence`` only the question tells them apart), and stage 1 on all the kinds
-   starts from it: this curriculum is what makes the selector read the question (README).
-   With ``--question-first`` the scratch selector's processor writes the question before the
-   frames (`FrameSelectorProcessor(question_first=True)`): the LLM is causal, so only then can
-   each frame's tokens attend to it; on the curriculum it lifts held-out recall@8 from 0.76 to
-   0.92 (README). ``--train-set data.hard_negatives=2`` weighs up, in every stage's BCE, the
-   frames another question of the same video asks about (README: it keeps the leftover picks
-   off them);
+3. training: for each label source (fused, spatial, temporal, truth) ``framesel model train`` stage
+   1 (projector, LLM, query and head: the scratch LLM must learn too) then stage 2 (LoRA), from the
+   same selector: a random LLM, projector and head (`build_scratch_selector`), or with ``--init
+   teacher-llm`` ``framesel model init`` with the temporal teacher's world-pretrained LLM. Its
+   SigLIP tower (frozen, as in the paper) is by default (``--vision world``)
+   `train_world_siglip`'s, trained on the world's frames and captions, the miniature's stand-in for
+   the paper's web-pretrained SigLIP (a cached stage, ~1 min); ``--vision random`` keeps random
+   weights, as every run before the option had (README: the trained tower is what lets a
+   quick-sized run read the question). BCE only (``data.captions: false``, so the rows differ in
+   their labels alone). With ``--warm-up OBJECT`` a first stage trains on the rows that ask when
+   that one object appears (``data.questions``) for ``--warm-up-steps``: with one question the
+   frames alone tell where to look, which is what gets a random selector off its plateau (on the
+   world's mixed rows it stays at the score prior for 5,000+ steps, measured); stage 1 then starts
+   from it. With ``--presence-epochs N`` a stage on the presence rows alone comes next (with
+   ``--every-presence`` only the question tells them apart), and stage 1 on all the kinds starts
+   from it: this curriculum is what makes the selector read the question (README). With
+   ``--question-first`` the scratch selector's processor writes the question before the frames
+   (`FrameSelectorProcessor(question_first=True)`): the LLM is causal, so only then can each
+   frame's tokens attend to it; on the curriculum it lifts held-out recall@8 from 0.76 to 0.92
+   (README). ``--train-set data.hard_negatives=2`` weighs up, in every stage's BCE, the frames
+   another question of the same video asks about (README: it keeps the leftover picks off them);
 4. selection on the held-out videos: ``framesel select run`` (each trained selector with nms and
    top-k, uniform, and the online per-frame M-LLM scorer, i.e. the spatial teacher, as an upper
    bound), ``select build``, ``select score`` against the held-out truth, and against a
@@ -53,18 +56,17 @@ continues: label runs, selection runs and trainings resume where they stopped; a
 settings refuses an ``--out`` that holds one; the QA stages run again when the answerer's files
 changed, e.g. after ``make answerer``); a time table per stage ends the run.
 
-``--quick``: the best quick-sized curriculum measured (README): 300 training and 40 held-out
-videos, every presence question and the order question, ground-truth labels (the teachers'
-spatial labels recall another question's frames at 0.81 on the training videos, and the
-selectors trained on teacher labels 0.52-0.59 held out), the question first, one token per frame
-(``--pooled-grid 1``), the one-object warm-up, 40 presence epochs, then 4 + 1; no M-LLM row, no
-QA, fixed seed; 351 s on 2 cores beside one other run, 449 s beside the test suite. Its checks:
-the selector's top-k recall@8 with the asked question >= uniform's + 0.2, and against another
-question's frames <= uniform's - 0.05 (measured: 0.515 vs 0.259 passes, 0.224 vs 0.272 misses by
-0.002, so it exits 1 and no test runs it; the same settings with ``--seed 1`` miss both). The
-full run checks recall@8 >= 0.85 and, against another question's frames, <= uniform's (on every
-held-out question and on the videos with >= 4 kinds). (Recall is checked on top-k: a truth span
-covers 1-3 adjacent candidates and nms at k = 8 of n = 32 never picks two neighbours.)
+``--quick``: the quick-sized curriculum (README): 300 training and 40 held-out videos, every
+presence question and the order question, ground-truth labels (the teachers' spatial labels recall
+another question's frames at 0.81 on the training videos, and the selectors trained on teacher
+labels 0.52-0.59 held out), the world SigLIP, the question first, one token per frame
+(``--pooled-grid 1``), the one-object warm-up, 40 presence epochs, then 4 + 1; no M-LLM row, no QA,
+fixed seed; 616 s on 2 cores beside two other runs. Its checks: the selector's top-k recall@8 with
+the asked question >= uniform's + 0.2, and against another question's frames <= uniform's - 0.05
+(measured: 0.848 vs 0.259 and 0.186 vs 0.272; tests/test_miniature.py runs it). The full run checks
+recall@8 >= 0.85 and, against another question's frames, <= uniform's (on every held-out question
+and on the videos with >= 4 kinds). (Recall is checked on top-k: a truth span covers 1-3 adjacent
+candidates and nms at k = 8 of n = 32 never picks two neighbours.)
 
     python benchmarks/bench_miniature.py [--out runs/miniature] [--train 200] [--test 40]
     python benchmarks/bench_miniature.py --quick [--out DIR]
@@ -98,7 +100,7 @@ QA_KS = (2, 4, 8, 16, 32)
 QUICK = {"train": 300, "test": 40, "sources": "truth", "kinds": "presence,order",
          "every_presence": True, "question_first": True, "pooled_grid": 1,
          "warm_up": "blue circle", "presence_epochs": 40, "epochs": (4, 1), "no_mllm": True,
-         "no_qa": True}  # fmt: skip
+         "no_qa": True, "vision": "world"}  # fmt: skip
 SOURCES = ("fused", "spatial", "temporal", "truth")
 TARGET_COLUMN = {"fused": "scores", "spatial": "spatial", "temporal": "temporal", "truth": "scores"}
 
@@ -268,13 +270,17 @@ def main() -> int:
     parser.add_argument("--pooled-grid", type=int, default=3, metavar="G",
                         help="The scratch selector's tokens per frame side (3: the paper's 3x3; "
                              "1: one token per frame, ~3.5x faster training steps).")  # fmt: skip
+    parser.add_argument("--vision", choices=("world", "random"), default="world",
+                        help="The selector's SigLIP tower: trained on the world's frames and "
+                             "captions (train_world_siglip, the stand-in for a web-pretrained "
+                             "SigLIP), or random weights.")  # fmt: skip
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="Passed to both stages' framesel model train --set (repeatable).")  # fmt: skip
     args, defaults = parser.parse_args(), parser.parse_args([])
     if args.quick:
-        print("--quick: 300/40 videos, presence + order, ground-truth labels, question first, "
-              "one token per frame, warm-up, 40 presence epochs, epochs 4 1, no M-LLM, no QA "
-              "(other options are ignored)")  # fmt: skip
+        print("--quick: 300/40 videos, presence + order, ground-truth labels, the world SigLIP, "
+              "question first, one token per frame, warm-up, 40 presence epochs, epochs 4 1, no "
+              "M-LLM, no QA (other options are ignored)")  # fmt: skip
         vars(args).update({**vars(defaults), **QUICK, "out": args.out, "quick": True})
     if (args.timestamps or args.pooled_grid != defaults.pooled_grid) and args.init != "scratch":
         parser.error("--timestamps and --pooled-grid build the scratch selector: only with "
@@ -285,8 +291,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings(args)
     recorded = out / "settings.json"
-    # An option added after a run was recorded reads as its default there.
-    before = _settings(defaults)
+    # An option added after a run was recorded reads as its default there (runs recorded before
+    # --vision had random towers).
+    before = {**_settings(defaults), "vision": "random"}
     if recorded.is_file() and {**before, **json.loads(recorded.read_text())} != settings:
         raise SystemExit(f"{out} holds a run with other settings ({recorded}); pick another --out")
     recorded.write_text(json.dumps(settings, indent=2))
@@ -332,20 +339,32 @@ def main() -> int:
     # --- training -----------------------------------------------------------------------------
     models = out / "models"
 
+    from fsmodel.tiny import build_all
+
+    tiny = build_all(models / "tiny", seed=args.seed)
+    vision = tiny["siglip"]
+    if args.vision == "world":
+        vision = models / "world-siglip"
+
+        def world_siglip() -> None:
+            from fsmodel.training.synthetic_data import train_world_siglip
+
+            train_world_siglip(vision, tiny["siglip"], tiny["tokenizer"], seed=args.seed)
+
+        stages.run("world SigLIP", world_siglip)
+
     def scratch() -> None:
-        from fsmodel.tiny import build_all
         from fsmodel.training.synthetic_data import build_scratch_selector
 
-        tiny = build_all(models / "tiny", seed=args.seed)
         if args.init == "scratch":
-            build_scratch_selector(models / "scratch", tiny["siglip"], tiny["qwen2"],
-                                   num_candidates=n, layers=4, hidden=64, seed=args.seed,
+            build_scratch_selector(models / "scratch", vision, tiny["qwen2"], num_candidates=n,
+                                   layers=4, hidden=64, seed=args.seed,
                                    question_first=args.question_first,
-                                   timestamp_format=args.timestamps,
-                                   pooled_grid=args.pooled_grid)  # fmt: skip
+                                   timestamp_format=args.timestamps, pooled_grid=args.pooled_grid,
+                                   vision_weights=args.vision == "world")  # fmt: skip
         else:  # the paper's way: pretrained backbones, here the temporal teacher's LLM
             framesel("model", "init", "--out", str(models / "scratch"), "--vision",
-                     str(tiny["siglip"]), "--llm", str(teacher_paths()["llm"]), "--n", str(n),
+                     str(vision), "--llm", str(teacher_paths()["llm"]), "--n", str(n),
                      *(["--question-first"] if args.question_first else []),
                      log=logs / "init.log")  # fmt: skip
 
