@@ -19,10 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quick_miniature_selector_reads_the_question(tmp_path):
     out = tmp_path / "quick"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_miniature.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=1800,
-    )  # fmt: skip
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_miniature.py"), "--quick",
+               "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     selector, uniform = report["selector-truth:topk"], report["uniform"]
@@ -31,10 +30,7 @@ def test_quick_miniature_selector_reads_the_question(tmp_path):
     assert selector["swapped"]["recall"] <= uniform["swapped"]["recall"] - 0.05
     assert selector["asked"]["all"]["questions"] == 184  # 40 held-out videos, every question
     # a rerun finds every stage done and changes nothing
-    again = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_miniature.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "[stage]" not in again.stdout
     assert json.loads((out / "report.json").read_text())["selector-truth:topk"] == selector

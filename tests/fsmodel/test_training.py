@@ -530,12 +530,10 @@ def test_world_siglip_trains_and_seeds_a_scratch_selector(tiny_models, tmp_path)
     assert siglip.config.vision_config.hidden_size == 32
     assert len(AutoTokenizer.from_pretrained(path)) == siglip.config.text_config.vocab_size
     again, _ = train(tmp_path / "b")
-    assert (
-        load_file(path / "model.safetensors").keys()
-        == load_file(again / "model.safetensors").keys()
-    )
-    for key, value in load_file(path / "model.safetensors").items():
-        assert torch.equal(value, load_file(again / "model.safetensors")[key]), key
+    first, second = (load_file(p / "model.safetensors") for p in (path, again))
+    assert first.keys() == second.keys()
+    for key, value in first.items():
+        assert torch.equal(value, second[key]), key
 
     selector = build_scratch_selector(tmp_path / "sel", path, tiny_models["qwen2"],
                                       num_candidates=N, vision_weights=True)  # fmt: skip
