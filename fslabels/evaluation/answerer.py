@@ -493,13 +493,17 @@ class Answerer:
             ValueError: an empty continuation, or a processor whose per-token inputs are not
                 one row of prompt length.
         """
+        self.load()
+        _, batch = self.inputs(frames, context)
+        return self._continuation(batch, continuation)
+
+    def _continuation(self, batch: Mapping[str, Any], continuation: str) -> ContinuationScore:
+        """`loglikelihood` of ``continuation`` after an already processed prompt ``batch``."""
         import torch
 
-        self.load()
         cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
         if not cont:
             raise ValueError(f"continuation {continuation!r} has no tokens")
-        _, batch = self.inputs(frames, context)
         length = batch["input_ids"].shape[1]
         extra = torch.tensor(
             [cont], dtype=batch["input_ids"].dtype, device=batch["input_ids"].device
