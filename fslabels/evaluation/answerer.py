@@ -18,7 +18,11 @@ Multiple-choice questions are scored two ways, both recorded: by **option-letter
 (the letter with the highest next-token probability after the prompt, spellings ``"A"`` and
 ``" A"`` summed) and by **generation** (greedy decoding, the letter read from the reply). With
 ``scoring="both"`` one ``generate`` call gives both (its first step's logits are the likelihood
-pass). Open-ended questions are generated.
+pass). Open-ended questions are generated. ``scoring="options"`` instead asks the question
+open-ended and picks the option whose text is the likeliest reply (summed log-probability, one
+forward pass per option; lm-evaluation-harness's multiple-choice scoring): for models that answer
+in words rather than letters, such as the world's answerer
+(`fslabels.evaluation.teachers.world_answerer`).
 
 Example:
     >>> answerer = Answerer(AnswererConfig(model="/tmp/framesel-tiny/qwen2-vl"))  # doctest: +SKIP
@@ -59,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ANSWER_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
 FRAMES_AS = ("auto", "video", "images")
-SCORING = ("both", "likelihood", "generate")
+SCORING = ("both", "likelihood", "generate", "options")
 _DTYPES = ("float32", "bfloat16", "float16")
 # Inputs with one value per token (besides the tokenizer's own model_input_names).
 _PER_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
@@ -97,7 +101,8 @@ class AnswererConfig:
         processor_kwargs: processor settings that change what the model sees (``max_pixels``
             ...): part of the fingerprint.
         scoring: ``both`` (default), ``likelihood`` (one forward pass, multiple choice only;
-            open-ended questions are still generated) or ``generate``.
+            open-ended questions are still generated), ``generate`` or ``options`` (each
+            option's text scored as the reply to the open-ended question; multiple choice only).
         max_new_tokens: reply budget for generation.
         trust_remote_code: passed to transformers explicitly.
         device: ``cpu``, ``cuda`` ... (not in the fingerprint).
@@ -167,8 +172,9 @@ class AnswerResult:
         finish_reason: ``stop`` or ``length`` (``None`` when not generated).
         choice: the letter read from the reply (multiple choice; ``None`` if none).
         likelihood_choice: the letter with the highest likelihood (multiple choice with
-            likelihood scoring).
-        letter_logprobs: ``{letter: log-probability}`` at the answer's first token.
+            likelihood or options scoring).
+        letter_logprobs: ``{letter: log-probability}`` at the answer's first token (options
+            scoring: of the option's whole text).
         prompt_tokens, completion_tokens: tokens read (vision tokens included) and generated.
         seconds: wall time (processor + model).
     """
@@ -392,7 +398,10 @@ class Answerer:
         self.load()
         cfg = self.config
         start = time.perf_counter()
-        rendered, batch = self.inputs(frames, prompt.text)
+        options = cfg.scoring == "options" and prompt.multiple_choice
+        if options and not prompt.open_text:
+            raise ValueError("options scoring needs the prompt's open_text (use build_prompt)")
+        rendered, batch = self.inputs(frames, prompt.open_text if options else prompt.text)
         result = AnswerResult(
             prompt=rendered,
             frames_as=self.frames_as or "images",
@@ -420,10 +429,16 @@ class Answerer:
                 result.completion_tokens = len(kept) + (stop is not None)
                 if prompt.multiple_choice:
                     result.choice = parse_choice(result.reply, prompt.letters, prompt.options)
-            else:
+            elif likelihood:
                 first_logits = self.model(**batch).logits[0, -1]
-        if likelihood:
+        if options:
+            result.letter_logprobs = {
+                letter: self._continuation(batch, text).logprob
+                for letter, text in zip(prompt.letters, prompt.options, strict=True)
+            }
+        elif likelihood:
             result.letter_logprobs = self._letter_logprobs(first_logits, prompt.letters)
+        if options or likelihood:
             result.likelihood_choice = max(
                 prompt.letters, key=lambda letter: (result.letter_logprobs[letter], -ord(letter))
             )

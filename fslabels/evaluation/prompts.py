@@ -93,11 +93,14 @@ class Prompt:
         text: what the downstream model reads after the frames.
         letters: the option letters (``("A", "B", ...)``; empty for open-ended questions).
         options: the options' texts, without labels.
+        open_text: the question asked open-ended, without its options (what option-text
+            scoring reads before each option; equal to ``text`` for open-ended questions).
     """
 
     text: str
     letters: tuple[str, ...]
     options: tuple[str, ...]
+    open_text: str = ""
 
     @property
     def multiple_choice(self) -> bool:
@@ -117,14 +120,16 @@ def build_prompt(question: str, options: Sequence[str] = ()) -> Prompt:
         raise ValueError(f"at most {len(LETTERS)} options are supported, got {len(texts)}")
     if any(not t for t in texts):
         raise ValueError(f"options must be non-empty, got {list(options)!r}")
+    open_text = OPEN_TEMPLATE.format(question=question.strip())
     if not texts:
-        return Prompt(OPEN_TEMPLATE.format(question=question.strip()), (), ())
+        return Prompt(open_text, (), (), open_text)
     letters = tuple(LETTERS[: len(texts)])
     lines = "\n".join(
         OPTION_TEMPLATE.format(letter=letter, text=text)
         for letter, text in zip(letters, texts, strict=True)
     )
-    return Prompt(MC_TEMPLATE.format(question=question.strip(), options=lines), letters, texts)
+    text = MC_TEMPLATE.format(question=question.strip(), options=lines)
+    return Prompt(text, letters, texts, open_text)
 
 
 def gold_answer(answer: str, options: Sequence[str] = (), answer_format: str = "auto") -> str:

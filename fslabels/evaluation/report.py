@@ -85,7 +85,8 @@ class EvalReport:
     Attributes:
         workdir: the work directory.
         items, videos: questions and videos in the run.
-        metric: ``"generate"`` or ``"likelihood"``: what ``accuracy`` is.
+        metric: ``"generate"`` or ``"likelihood"`` (letter or option-text likelihood): what
+            ``accuracy`` is.
         rows: one `CellRow` per (strategy, k), in config order.
         failures: ``{"strategy", "k", "item", "error"}`` of every failed cell.
         prompts: the prompt templates and their hash.
@@ -147,7 +148,7 @@ def build_report(workdir: str | os.PathLike[str], include_answers: bool = False)
         }
         scores = {name: store.get_results("scores", ids, fp) for name, fp in fps["scorers"].items()}
         scoring = config["answerer"]["scoring"]
-        metric = "likelihood" if scoring == "likelihood" else "generate"
+        metric = "likelihood" if scoring in ("likelihood", "options") else "generate"
         rows: list[CellRow] = []
         # {(strategy, k): {sample id: correct by the primary metric}}, for Δ on shared questions
         correct: dict[tuple[str, int], dict[str, bool]] = {}

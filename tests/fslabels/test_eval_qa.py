@@ -233,6 +233,32 @@ def test_letter_likelihood_is_the_models_next_token_distribution(answerer, clip)
     assert forward.likelihood_choice == best
 
 
+def test_options_scoring_picks_the_likeliest_option_text_after_the_open_question(answerer, clip):
+    frames = sample_candidates(clip.path, 3, size=48).frames
+    prompt = build_prompt("What appears?", ["the red circle", "the blue bar", "3"])
+    assert prompt.open_text == build_prompt("What appears?").text
+    scorer = Answerer(answerer.config, scoring="options")
+    scorer.processor, scorer.tokenizer, scorer.model = (
+        answerer.processor,
+        answerer.tokenizer,
+        answerer.model,
+    )
+    scorer.frames_as, scorer._eos_ids = answerer.frames_as, answerer._eos_ids
+    result = scorer.answer(frames, prompt)
+    # The question is asked open-ended (no lettered options), nothing is generated.
+    assert result.prompt.endswith(f"{prompt.open_text}<|im_end|>\n<|im_start|>assistant\n")
+    assert "A. the red circle" not in result.prompt
+    assert result.reply is None and result.choice is None
+    expected = {
+        letter: answerer.loglikelihood(frames, prompt.open_text, text).logprob
+        for letter, text in zip(prompt.letters, prompt.options, strict=True)
+    }
+    assert result.letter_logprobs == pytest.approx(expected, abs=1e-4)
+    assert result.likelihood_choice == max(expected, key=expected.get)
+    # Open-ended questions are still generated.
+    assert scorer.answer(frames, build_prompt("What appears?")).reply is not None
+
+
 def test_loglikelihood_extends_only_the_per_token_inputs(answerer, clip):
     """Qwen2-VL's pixel_values is [patches, 1176]: with a prompt of exactly 1176 tokens it must
     still be left alone; ids, attention mask and mm token types grow with the continuation."""
