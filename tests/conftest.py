@@ -29,6 +29,13 @@ atexit.register(_HUB.stop)
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``first`` run first (the order is otherwise kept): under xdist a worker
+    starts the longest test at once while the other works through the rest, instead of
+    starting it last and running it alone."""
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
+
+
 @pytest.fixture(scope="session")
 def hub() -> HubServer:
     """The local Hub server every Hugging Face client in the tests talks to."""

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.first  # ~5 minutes: started at once on its worker (tests/conftest.py)
 def test_quick_miniature_selector_reads_the_question(tmp_path):
     out = tmp_path / "quick"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
