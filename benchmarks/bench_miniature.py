@@ -45,11 +45,11 @@ or, where there is no command, its public API:
 5. downstream QA on the held-out order and count questions (presence questions have no options):
    ``framesel eval qa --selections`` per selection run and question kind, k = 2, 4, 8, 16, 32,
    with the world's frozen answerer (`fslabels.evaluation.teachers.world_answerer`: trained on
-   count questions from frame subsets, never on a selector's picks; it answers order questions
-   from its prior) scoring the option letters by likelihood; its accuracy from every truth
-   candidate (oracle) and from 8 candidates outside the truth (no relevant frame) are the bounds
-   (`world_answerer.world_accuracy`, through the API: no strategy picks by truth). ``--no-qa``
-   skips it.
+   order and count questions from frame subsets, never on a selector's picks) asked open-ended
+   and scored by each option's text likelihood (``answerer.scoring=options``); its accuracy
+   from every truth candidate (oracle) and from 8 candidates outside the truth (no relevant
+   frame) are the bounds (`world_answerer.world_accuracy`, through the API: no strategy picks by
+   truth). ``--no-qa`` skips it.
 
 Each stage's result is kept under ``--out`` and a finished stage is not redone (a killed run
 continues: label runs, selection runs and trainings resume where they stopped; a run with other
@@ -492,10 +492,15 @@ def main() -> int:
     asked_mc = [kind for kind in kinds if kind != "presence"]  # presence has no options
     if not args.no_qa and asked_mc:
         from fslabels.evaluation.scorers import model_content_id
-        from fslabels.evaluation.teachers.world_answerer import answerer_path, world_accuracy
+        from fslabels.evaluation.teachers.world_answerer import (
+            SCORING,
+            answerer_path,
+            world_accuracy,
+        )
 
         answerer = answerer_path()
-        answerer_key = model_content_id(answerer)  # a rebuilt answerer re-runs the QA stages
+        # A rebuilt answerer, or another way of asking it, re-runs the QA stages.
+        answerer_key = f"{model_content_id(answerer)} {SCORING}"
         by_kind = {(t["video"], t["question"]): t["kind"] for t in read_jsonl(test["truth"])}
         for kind in asked_mc:
             write_jsonl(select / f"qa-{kind}.jsonl",
@@ -515,7 +520,7 @@ def main() -> int:
                                    "--selections", str(where / "selections"),
                                    "--strategies", strategies, "--k", ",".join(map(str, QA_KS)),
                                    "--model", str(answerer), "--answer-format", "text",
-                                   "--set", "answerer.scoring=likelihood",
+                                   "--set", f"answerer.scoring={SCORING}",
                                    "--set", "frame_size=null", "--no-plots", "--no-progress",
                                    "--json", log=logs / f"qa-{where.name}.log")  # fmt: skip
                     (where / f"qa-{kind}.json").write_text(got)
@@ -640,7 +645,7 @@ def _report(results, quality, kinds, pairs, qa, crowded_count: int) -> dict[str,
     if qa:
         bounds = qa.pop("bounds")
         lines.append("")
-        lines.append("downstream accuracy of the world's answerer (framesel eval qa, option-letter "
+        lines.append("downstream accuracy of the world's answerer (framesel eval qa, option-text "
                      "likelihood) from k frames; in brackets: answer seconds per question")  # fmt: skip
         for kind in bounds:
             lines.append(f"  {kind:<28}" + "".join(f" {f'k={k}':>14}" for k in QA_KS))

@@ -7,26 +7,27 @@ random-weight model answers at chance whatever it is shown. This one is trained 
 accuracy-vs-k curves of `benchmarks/bench_miniature.py` come from it.
 
 **Recipe** (`ANSWERER_RECIPE`, seeded): it starts from the M-LLM teacher (`teacher_paths`), which
-already tells the world's frame contents apart, and learns with next-token loss on the reply (the
-option letter) to answer the world's count questions from a subset of a video's 32 candidates,
-in time order, in exactly the chat the production `Answerer` builds (k images, then
-`build_prompt`'s text). Each subset holds every candidate inside the question's truth spans and
-random others, 2-12 candidates in all for the first 1,500 steps, then 2-32 (``phases``); it never
-sees a selector's picks. What was measured on the way (30 fresh videos, option-letter accuracy):
+already tells the world's frame contents apart, and learns with next-token loss on the reply to
+answer the world's order and count questions from a subset of a video's 32 candidates, in time
+order, in the chat the production `Answerer` builds (k images, then the question). The question
+is asked open-ended (`build_prompt` without options) and the reply is the right option's words
+("the green bar", "2"); it is read with ``scoring="options"`` (`SCORING`): each option's text
+scored as the reply, the likeliest wins. Each subset holds every candidate inside the question's
+truth spans and random others, 2-12 candidates in all for the first 1,500 steps, then 2-32
+(``phases``); it never sees a selector's picks.
 
-- random subsets of 2-32 candidates, order and count questions: the letter loss stays at chance
-  for 2,000 steps (count questions with all 32 frames: 800 steps);
-- order and count, subsets of at most 12 holding the truth, then random subsets of 2-32 holding
-  it in half of them: count 0.37 from the truth frames, 0.33 from 8 frames without them;
-- the same with the truth in every subset: count 0.40 and 0.40, order 0.40 whatever it is shown;
-- count alone, subsets of at most 12 holding the truth, 800 steps: 0.63 and 0.17, and from
-  uniform frames 0.17 at k = 2 up to 0.53 at k = 32.
-
-Order questions stay at chance in every variant tried (the truth frames alone, 800 steps; the
-text-only task "Which option is the blue bar?", 3,000 steps): copying the letter of the option
-that names what was seen is not learned at this size in minutes, and training on them only
-flattens count. So this answerer reads count questions; on order questions it answers from its
-prior, and `measure_answerer` reports both.
+Why words and not letters: the earlier recipes replied with the option letter after the lettered
+prompt (lmms-eval's). Measured then (30 fresh videos, letter likelihood): random subsets of 2-32
+candidates kept the letter loss at chance for 2,000 steps; with the truth in every subset count
+reached 0.40 from the truth frames and 0.40 without them and order 0.40 whatever it was shown;
+count alone reached 0.63 / 0.17 (the answerer committed until the switch: count 0.70 / 0.27,
+order at chance from its prior). Neither the truth frames alone nor a text-only drill ("Which
+option is the blue bar?", 3,000 steps) taught the tiny model to copy the letter of the option
+that names what it saw. With replies in words the same phases and steps learn both kinds
+(same 30 videos, option-text likelihood): order 0.97 from the truth frames, 0.23 from 8 frames
+without them (chance 0.25), from uniform frames 0.27 at k = 2 rising to 0.57 at k = 16; count
+0.63 / 0.17. A variant with the truth in only 75 % of the 2-32 subsets: order 1.00 / 0.23, count
+0.57 / 0.10, uniform curves within the noise of the chosen one.
 
 The weights ship at ``weights/answerer`` with ``answerer.json``: the hash of the recipe (the
 training code, `ANSWERER_RECIPE`, the world and the M-LLM teacher's files) and the accuracy
@@ -40,7 +41,7 @@ the weights differ and, measured once, single cells of the 30-question table mov
 
 Example:
     >>> from fslabels.evaluation.answerer import Answerer
-    >>> answerer = Answerer(model=str(answerer_path()), scoring="likelihood")  # doctest: +SKIP
+    >>> answerer = Answerer(model=str(answerer_path()), scoring=SCORING)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ import hashlib
 import json
 import os
 import shutil
-import string
 import sys
 import tempfile
 import time
@@ -66,6 +66,7 @@ from fsmodel.synthetic import WORLD, world_videos
 __all__ = [
     "ANSWERER_RECIPE",
     "RECORD_FILE",
+    "SCORING",
     "answerer_path",
     "answerer_recipe_hash",
     "bounds_positions",
@@ -79,12 +80,13 @@ RECORD_FILE = "answerer.json"
 MEASURE_SEED = 20261207
 KS = (2, 4, 8, 16, 32)
 MULTIPLE_CHOICE = ("order", "count")  # the world's question kinds with options
+SCORING = "options"  # how the answerer is asked (`fslabels.evaluation.answerer.AnswererConfig`)
 
 # Everything the recipe runs with (hashed with the training code into the recipe hash).
 ANSWERER_RECIPE: dict[str, Any] = {
     "seed": 0,
     "train_videos": 2000,
-    "kinds": ["count"],
+    "kinds": ["order", "count"],
     # from step s on: subsets of k in [low, high] candidates, this share of them with the truth
     "phases": [[0, [2, 12], 1.0], [1500, [2, 32], 1.0]],
     "steps": 3000,
@@ -183,10 +185,11 @@ def train_answerer(
             shown = np.sort(np.concatenate([truth, fill]))
         else:
             shown = np.sort(rng.choice(everything, size=k, replace=False))
-        prompt = build_prompt(question.question, list(question.options))
-        letter = string.ascii_uppercase[list(question.options).index(question.answer)]
+        # Asked open-ended, replying with the option's words (scored by `Answerer`'s options
+        # scoring): no letter to copy.
+        prompt = build_prompt(question.question).text
         text = processor.apply_chat_template(
-            chat_messages(len(shown), prompt.text, reply=letter), tokenize=False
+            chat_messages(len(shown), prompt, reply=question.answer), tokenize=False
         )
         return [Image.fromarray(candidates[p]) for p in shown], text
 
@@ -217,7 +220,7 @@ def world_accuracy(
     ks: Sequence[int] = KS,
     seed: int = MEASURE_SEED,
 ) -> dict[str, Any]:
-    """The answerer's accuracy (option-letter likelihood, the production `Answerer`) on the
+    """The answerer's accuracy (option-text likelihood, the production `Answerer`) on the
     multiple-choice questions of a written world (`write_world`'s ``videos``, ``manifest`` and
     ``truth``), per kind: from the ``uniform`` picks at each k, from every candidate inside the
     truth spans (``oracle``) and from 8 random candidates outside them (``none@8``).
@@ -237,7 +240,7 @@ def world_accuracy(
 
     truth = {(t["video"], t["question"]): t for t in read(world["truth"])}
     items = [row for row in read(world["manifest"]) if row["options"]]
-    answerer = Answerer(model=str(model or answerer_path()), scoring="likelihood")
+    answerer = Answerer(model=str(model or answerer_path()), scoring=SCORING)
     rng = np.random.default_rng(seed)
     right: dict[str, dict[str, list[bool]]] = {}
     start = time.perf_counter()
