@@ -195,19 +195,25 @@ def test_answerer_passes_frames_as_images_without_torchvision(answerer, tiny_mod
         answerer.answer(frames[:0], prompt)
 
 
+def _sharing_the_model(answerer, **changes):
+    """An `Answerer` with other settings that reuses ``answerer``'s loaded model."""
+    other = Answerer(answerer.config, **changes)
+    other.processor, other.tokenizer, other.model = (
+        answerer.processor,
+        answerer.tokenizer,
+        answerer.model,
+    )
+    other.frames_as, other._eos_ids = answerer.frames_as, answerer._eos_ids
+    return other
+
+
 def test_letter_likelihood_is_the_models_next_token_distribution(answerer, clip):
     import torch
 
     frames = sample_candidates(clip.path, 3, size=48).frames
     prompt = build_prompt("When does the red circle appear?", ["early", "late", "never"])
     both = answerer.answer(frames, prompt)  # one generate call: first-step logits + reply
-    only = Answerer(answerer.config, scoring="likelihood")  # one forward pass, no reply
-    only.processor, only.tokenizer, only.model = (
-        answerer.processor,
-        answerer.tokenizer,
-        answerer.model,
-    )
-    only.frames_as, only._eos_ids = answerer.frames_as, answerer._eos_ids
+    only = _sharing_the_model(answerer, scoring="likelihood")  # one forward pass, no reply
     forward = only.answer(frames, prompt)
     assert forward.reply is None and forward.choice is None
     assert forward.likelihood_choice == both.likelihood_choice
@@ -237,13 +243,7 @@ def test_options_scoring_picks_the_likeliest_option_text_after_the_open_question
     frames = sample_candidates(clip.path, 3, size=48).frames
     prompt = build_prompt("What appears?", ["the red circle", "the blue bar", "3"])
     assert prompt.open_text == build_prompt("What appears?").text
-    scorer = Answerer(answerer.config, scoring="options")
-    scorer.processor, scorer.tokenizer, scorer.model = (
-        answerer.processor,
-        answerer.tokenizer,
-        answerer.model,
-    )
-    scorer.frames_as, scorer._eos_ids = answerer.frames_as, answerer._eos_ids
+    scorer = _sharing_the_model(answerer, scoring="options")
     result = scorer.answer(frames, prompt)
     # The question is asked open-ended (no lettered options), nothing is generated.
     assert result.prompt.endswith(f"{prompt.open_text}<|im_end|>\n<|im_start|>assistant\n")
