@@ -256,6 +256,13 @@ def _secs(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
+def _likelihood(report: EvalReport) -> str:
+    """What the report's likelihood accuracy scored: the option letter or the option's text."""
+    if report.answerer.get("scoring") == "options":
+        return "option-text likelihood"
+    return "option-letter likelihood"
+
+
 def render_table(report: EvalReport) -> Any:
     """A rich table with one line per (strategy, k)."""
     from rich import box
@@ -264,7 +271,7 @@ def render_table(report: EvalReport) -> Any:
     answerer = report.answerer
     caption = (
         f"done: answered/questions (failures listed apart) · acc: {report.metric} accuracy; Δ: "
-        "acc minus uniform's at the same k over the N questions both answered; lik: option-letter likelihood; unp: replies naming "
+        f"acc minus uniform's at the same k over the N questions both answered; lik: {_likelihood(report)}; unp: replies naming "
         "no option · seconds per question: decode (a video's decode shared by its questions; "
         "uniform decodes only its k frames), selection (scoring + rule), answering · calls: "
         f"scorer model calls per question · {answerer.get('model', '?')} "
@@ -337,7 +344,7 @@ def plot_report(report: EvalReport, out_dir: str | os.PathLike[str]) -> list[Pat
     out.mkdir(parents=True, exist_ok=True)
     strategies = list(dict.fromkeys(r.strategy for r in report.rows))
     colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(strategies)}
-    label = "generation" if report.metric == "generate" else "letter likelihood"
+    label = "generation" if report.metric == "generate" else _likelihood(report)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy in strategies:
