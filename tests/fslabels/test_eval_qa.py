@@ -21,7 +21,13 @@ from fslabels.evaluation.prompts import (
     parse_choice,
     prompt_hash,
 )
-from fslabels.evaluation.report import build_report, plot_report, render_table, write_results
+from fslabels.evaluation.report import (
+    EvalReport,
+    build_report,
+    plot_report,
+    render_table,
+    write_results,
+)
 from fslabels.evaluation.scorers import model_content_id
 from fslabels.evaluation.store import EvalStore
 from fslabels.manifest import read_manifest
@@ -687,3 +693,13 @@ def test_the_eval_store_refuses_a_label_run_and_a_second_writer(tmp_path):
             pytest.raises(StoreLockedError, match="another eval run"),
         ):
             second.lock()
+
+
+@pytest.mark.parametrize(
+    ("scoring", "said"), [("likelihood", "option-letter"), ("options", "option-text")]
+)
+def test_the_report_says_what_its_likelihood_scored(scoring, said):
+    report = EvalReport("w", 0, 0, "likelihood", [], answerer={"model": "m", "scoring": scoring})
+    table = Console(width=400, record=True)
+    table.print(render_table(report))
+    assert f"lik: {said} likelihood" in " ".join(table.export_text().split())
