@@ -23,11 +23,13 @@ reached 0.40 from the truth frames and 0.40 without them and order 0.40 whatever
 count alone reached 0.63 / 0.17 (the answerer committed until the switch: count 0.70 / 0.27,
 order at chance from its prior). Neither the truth frames alone nor a text-only drill ("Which
 option is the blue bar?", 3,000 steps) taught the tiny model to copy the letter of the option
-that names what it saw. With replies in words the same phases and steps learn both kinds
-(same 30 videos, option-text likelihood): order 0.97 from the truth frames, 0.23 from 8 frames
-without them (chance 0.25), from uniform frames 0.27 at k = 2 rising to 0.57 at k = 16; count
-0.63 / 0.17. A variant with the truth in only 75 % of the 2-32 subsets: order 1.00 / 0.23, count
-0.57 / 0.10, uniform curves within the noise of the chosen one.
+that names what it saw. With replies in words the same phases and steps learn both kinds (the
+committed build, ``answerer.json``; 30 fresh videos, option-text likelihood): order 0.97 from
+the truth frames and 0.30 from 8 frames without them (chance 0.25), from uniform frames 0.27 at
+k = 2, 0.57 at k = 8 and 0.40 at k = 32 (the more frames besides the evidence, the less it finds
+which event comes right after the anchor); count 0.57 and 0.23. A trial with the truth in only
+75 % of the 2-32 subsets (one thread) gave order 1.00 / 0.23 and count 0.57 / 0.10, its uniform
+curves within the noise of the chosen recipe's.
 
 The weights ship at ``weights/answerer`` with ``answerer.json``: the hash of the recipe (the
 training code, `ANSWERER_RECIPE`, the world and the M-LLM teacher's files) and the accuracy
@@ -35,9 +37,9 @@ measured on freshly seeded videos (`measure_answerer`). Rebuild with ``make answ
 (``python -m fslabels.evaluation.teachers.world_answerer``), which prints the new accuracy beside
 the committed one; with the same recipe each must come within ±0.02. The build is bit-for-bit
 repeatable at a fixed thread count (``make answerer`` pins ``OMP_NUM_THREADS=2``); with one thread
-the weights differ and, measured once, single cells of the 30-question table moved by up to 0.23
-(count from 8 frames without the truth 0.40 instead of 0.27, uniform at k = 32 0.47 instead of
-0.63): read one cell as ±0.2, not ±0.02.
+the weights differ and single cells of the 30-question table move: by up to 0.13 for this recipe
+(order from uniform frames at k = 16 0.57 with one thread, 0.43 with two), by up to 0.23 for the
+letter-replying one: read one cell as ±0.15, not ±0.02.
 
 Example:
     >>> from fslabels.evaluation.answerer import Answerer
