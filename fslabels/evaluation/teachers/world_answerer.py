@@ -29,7 +29,10 @@ the truth frames and 0.30 from 8 frames without them (chance 0.25), from uniform
 k = 2, 0.57 at k = 8 and 0.40 at k = 32 (the more frames besides the evidence, the less it finds
 which event comes right after the anchor); count 0.57 and 0.23. A trial with the truth in only
 75 % of the 2-32 subsets (one thread) gave order 1.00 / 0.23 and count 0.57 / 0.10, its uniform
-curves within the noise of the chosen recipe's.
+curves within the noise of the chosen recipe's. A trial with 6,000 steps (4,500 of them on 2-32
+candidates; one thread, 27 min) answered order better from all 32 candidates (0.53) and from the
+truth among 6-14 others (0.70 at k = 8, 0.67 at k = 16), but also 0.40 from 8 frames without the
+truth, and count worse (0.47 from the truth frames): not adopted.
 
 The weights ship at ``weights/answerer`` with ``answerer.json``: the hash of the recipe (the
 training code, `ANSWERER_RECIPE`, the world and the M-LLM teacher's files) and the accuracy
